@@ -1,0 +1,43 @@
+# Quick start: `make demo` runs the service on the embedded demo config,
+# `make test` runs the test suite. Both install what they need first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install sysdeps demo test check lint typecheck test-assets bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install-system-deps.sh
+	./scripts/install-system-deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@# The CPU install must never pull CUDA wheels.
+	@if $(BIN)/pip list 2>/dev/null | grep -qiE '^(torch|nvidia-)'; then \
+		echo "error: a CUDA/torch wheel was installed into the CPU venv" >&2; exit 1; fi
+	touch $(STAMP)
+
+sysdeps:
+	./scripts/install-system-deps.sh
+
+test-assets: $(STAMP)
+	./scripts/fetch-test-assets.sh .cache/test-assets
+
+demo: $(STAMP)
+	$(BIN)/commune-vision run
+
+test: $(STAMP) test-assets
+	$(BIN)/pytest
+
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.demo_cpu
+
+clean:
+	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache data

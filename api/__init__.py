@@ -1,0 +1,1 @@
+"""The FastAPI app. Uses ``core`` (and later the read side of ``streams``); nothing imports it."""

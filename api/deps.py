@@ -1,0 +1,23 @@
+"""Typed access to what the lifespan put in the request state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+import redis.asyncio as aioredis
+from starlette.requests import HTTPConnection
+
+from core.storage.repository import IncidentRepository
+
+
+def get_repo(conn: HTTPConnection) -> IncidentRepository:
+    return cast(IncidentRepository, conn.state.repo)
+
+
+def get_redis(conn: HTTPConnection) -> aioredis.Redis:
+    return cast(aioredis.Redis, conn.state.redis)
+
+
+def get_media_root(conn: HTTPConnection) -> Path:
+    return cast(Path, conn.state.media_root)

@@ -1,0 +1,62 @@
+"""Response models, kept apart from the routers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field, computed_field
+
+from core.types import Incident
+
+
+class IncidentOut(BaseModel):
+    id: str
+    camera_id: str
+    rule: str
+    type: str
+    severity: str
+    labels: list[str]
+    track_ids: list[int]
+    zone: str | None
+    start_ts: float = Field(description="UTC seconds since the epoch")
+    end_ts: float | None
+    peak_score: float
+    clip_start_ts: float
+    clip_end_ts: float | None
+    status: str
+    snapshot_url: str | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def start_time(self) -> str:
+        return datetime.fromtimestamp(self.start_ts, UTC).isoformat()
+
+    @classmethod
+    def from_incident(cls, incident: Incident) -> IncidentOut:
+        data = incident.to_json_dict()
+        data.pop("snapshot_path")
+        data.pop("created_ts")
+        snapshot = f"/api/incidents/{incident.id}/snapshot" if incident.snapshot_path else None
+        return cls(**data, snapshot_url=snapshot)
+
+
+class IncidentPage(BaseModel):
+    items: list[IncidentOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next (older) page")
+
+
+class CameraHealthOut(BaseModel):
+    camera_id: str
+    state: str
+    last_frame_ts: float | None
+    input_fps: float
+    decoded_fps: float
+    frames_dropped: int
+    reconnects: int
+    last_error: str | None
+    updated_ts: float
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str]

@@ -1,0 +1,130 @@
+"""The ``commune-vision`` command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.config import AppConfig, load_config
+from core.errors import ConfigError
+
+app = typer.Typer(help="Video analytics for commune operations centers.", no_args_is_help=True)
+config_app = typer.Typer(help="Validate configuration files.", no_args_is_help=True)
+models_app = typer.Typer(help="Models the detector can use.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(models_app, name="models")
+app.add_typer(db_app, name="db")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML config; default: the embedded demo config"),
+]
+
+
+def demo_config_path() -> Path:
+    return Path(__file__).with_name("configs") / "demo.yaml"
+
+
+def _load_or_exit(path: Path) -> AppConfig:
+    from commune_vision.preflight import preflight_errors
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    errors = preflight_errors(config)
+    if errors:
+        typer.echo(str(ConfigError(str(path), errors)), err=True)
+        raise typer.Exit(2)
+    return config
+
+
+@config_app.command("check")
+def config_check(path: Annotated[Path, typer.Argument(help="the YAML file to check")]) -> None:
+    """Print every error with its key path; exit 2 if there is any."""
+    config = _load_or_exit(path)
+    typer.echo(
+        f"{path}: OK ({len(config.cameras)} camera(s), "
+        f"{sum(len(c.rules) for c in config.cameras)} rule(s))"
+    )
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Known model names and whether their files are found."""
+    from models.registry import MODELS, ModelNotFoundError, resolve_model
+
+    for entry in MODELS.values():
+        try:
+            where = str(resolve_model(entry.name))
+        except ModelNotFoundError:
+            where = "NOT FOUND (see `commune-vision models check NAME`)"
+        typer.echo(f"{entry.name:24} {entry.backend:12} {entry.input_hw[0]}x{entry.input_hw[1]}  {where}")
+
+
+@models_app.command("check")
+def models_check(name: Annotated[str, typer.Argument(help="model name or path")]) -> None:
+    """Load a model and run one inference."""
+    from models.registry import ModelNotFoundError, resolve_model
+    from vision.detector.backend import DetectorError, create_backend
+
+    try:
+        path = resolve_model(name)
+        create_backend("openvino", path, "cpu", (640, 640), 1)
+    except (ModelNotFoundError, DetectorError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"{name}: OK ({path})")
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Create or migrate the database schema."""
+    from core.storage.db import make_engine
+    from core.storage.migrate import upgrade
+
+    cfg = load_config(config or demo_config_path())
+    engine = make_engine(cfg.storage.resolved_database_url)
+    upgrade(engine)
+    typer.echo(f"schema up to date: {engine.url.render_as_string(hide_password=True)}")
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run the whole service: embedded Valkey (unless REDIS_URL), pipeline and API."""
+    from commune_vision.supervisor import Supervisor
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s"
+    )
+    path = config or demo_config_path()
+    cfg = _load_or_exit(path)
+    supervisor = Supervisor(cfg)
+    try:
+        supervisor.start()
+    except Exception:
+        supervisor.stop()
+        raise
+    base = f"http://{cfg.server.host}:{cfg.server.port}"
+    typer.echo(
+        f"\ncommune-vision is running with {len(cfg.cameras)} camera(s) from {path}\n"
+        f"  incidents:   {base}/api/incidents\n"
+        f"  cameras:     {base}/api/cameras\n"
+        f"  live alerts: ws://{cfg.server.host}:{cfg.server.port}/api/alerts/ws\n"
+        f"  API docs:    {base}/docs\n"
+        f"  health:      {base}/healthz\n"
+        "Press Ctrl-C to stop.\n",
+        err=False,
+    )
+    sys.stdout.flush()
+    supervisor.run_forever()
+
+
+if __name__ == "__main__":
+    app()

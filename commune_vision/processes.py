@@ -1,0 +1,176 @@
+"""Entry points of the child processes. Each is a thin shell around a testable class.
+
+Every child ignores SIGINT (the supervisor owns Ctrl-C), stops when the shared
+``stop`` event is set, and stops by itself if the supervisor disappears.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from typing import Any
+
+from core.bus import EventBus
+from core.config import AppConfig
+from core.frames import FrameReader
+from core.types import FrameRef, IncidentEvent
+
+from commune_vision.stopflag import StopFlag
+
+log = logging.getLogger(__name__)
+
+HEALTH_PUBLISH_S = 1.0
+
+
+def setup_child(stop: StopFlag, level: int = logging.INFO) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop.stop_on_sigterm()
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s",
+    )
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        while not stop.is_set():
+            if os.getppid() != parent:
+                log.warning("supervisor is gone; stopping")
+                stop.set()
+                return
+            time.sleep(0.5)
+
+    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
+
+
+def _put_or_drop(q: Any, item: object) -> bool:
+    try:
+        q.put_nowait(item)
+    except queue.Full:
+        return False
+    return True
+
+
+def ingest_main(config: AppConfig, frames_q: Any, stop: StopFlag, redis_url: str) -> None:
+    """Camera readers, a thread per camera: PyAV releases the GIL while decoding."""
+    setup_child(stop)
+    from streams.reader import CameraReader
+
+    bus = EventBus(redis_url)
+    thread_stop = threading.Event()
+    readers = [
+        CameraReader(cam, lambda ref: _put_or_drop(frames_q, ref), thread_stop)
+        for cam in config.cameras
+        if cam.enabled
+    ]
+    threads = [
+        threading.Thread(target=r.run, name=f"cam-{r.camera.id}", daemon=True) for r in readers
+    ]
+    for t in threads:
+        t.start()
+    while not stop.wait(HEALTH_PUBLISH_S):
+        bus.publish_health({r.camera.id: r.health.to_json_dict() for r in readers})
+    thread_stop.set()
+    for t in threads:
+        t.join(timeout=15)
+    bus.close()
+
+
+def detector_main(config: AppConfig, frames_q: Any, results_q: Any, stop: StopFlag) -> None:
+    setup_child(stop)
+    from models.registry import resolve_model
+    from vision.detector.backend import create_backend
+    from vision.detector.detector import Detector
+    from vision.detector.service import DetectorService
+
+    cfg = config.detector
+    backend = create_backend(
+        cfg.backend, resolve_model(cfg.model), cfg.device, cfg.input_hw, cfg.max_batch
+    )
+    detector = Detector(backend, cfg.confidence_threshold, cfg.iou_threshold)
+    frames = FrameReader()
+    dropped = 0
+
+    def sink(ref: FrameRef, dets: object) -> None:
+        nonlocal dropped
+        if not _put_or_drop(results_q, (ref, dets)):
+            dropped += 1
+
+    service = DetectorService(detector, frames, frames_q, sink, cfg.max_wait_ms)
+    service.run(stop)
+    frames.close()
+
+
+def analytics_main(config: AppConfig, results_q: Any, events_q: Any, stop: StopFlag) -> None:
+    setup_child(stop)
+    from commune_vision.analytics import CameraAnalytics
+
+    frames = FrameReader()
+
+    def emit(event: IncidentEvent) -> None:
+        # Incidents are never dropped: wait for the writer rather than lose one.
+        events_q.put(event)
+
+    cameras = {c.id: CameraAnalytics(c, frames, emit) for c in config.cameras if c.enabled}
+    while not stop.is_set():
+        try:
+            ref, dets = results_q.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        analytics = cameras.get(ref.camera_id)
+        if analytics is not None:
+            analytics.on_detections(ref, dets)
+    frames.close()
+
+
+def store_main(config: AppConfig, events_q: Any, stop: StopFlag, redis_url: str) -> None:
+    """The single writer: incidents to the DB and media folder, then the alert to Redis."""
+    setup_child(stop)
+    from core.storage.db import make_engine
+    from core.storage.writer import IncidentWriter
+
+    engine = make_engine(config.storage.resolved_database_url)
+    bus = EventBus(redis_url)
+    writer = IncidentWriter(engine, config.storage.data_dir.resolve(), bus)
+    while True:
+        try:
+            event = events_q.get(timeout=0.2)
+        except queue.Empty:
+            if stop.is_set():
+                break  # drained: nothing reported is left behind
+            continue
+        try:
+            writer.handle(event)
+        except Exception:
+            log.exception("incident event could not be stored")
+    bus.close()
+    engine.dispose()
+
+
+def api_main(config: AppConfig, redis_url: str, stop: StopFlag) -> None:
+    setup_child(stop)
+    import uvicorn
+
+    from api.app import ApiSettings, create_app
+
+    settings = ApiSettings(
+        database_url=config.storage.resolved_database_url,
+        redis_url=redis_url,
+        media_root=config.storage.data_dir.resolve(),
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host=config.server.host, port=config.server.port,
+            log_level="warning", lifespan="on",
+        )
+    )
+
+    def stop_server() -> None:
+        stop.wait()
+        server.should_exit = True
+
+    threading.Thread(target=stop_server, name="api-stop", daemon=True).start()
+    server.run()

@@ -1,0 +1,287 @@
+"""The one YAML configuration file, validated by pydantic models.
+
+Every model forbids unknown keys, so a typo is an error with its key path rather
+than a silently ignored setting.  ``${VAR}`` and ``${VAR:-default}`` in the YAML
+are expanded from the environment before validation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+from core.types import DomainLabel, Severity
+
+_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Point = tuple[float, float]
+
+
+class DetectSettings(StrictModel):
+    """How often and at what size frames of a camera go to the detector."""
+
+    fps: float = Field(5.0, gt=0, le=30, description="frames per second sent to the detector")
+    width: int = Field(640, ge=64, le=3840, description="frame width for detection, pixels")
+    height: int | None = Field(
+        None, ge=64, le=2160, description="frame height; default keeps the aspect ratio"
+    )
+    ring_slots: int = Field(16, ge=4, le=256, description="frames kept in shared memory")
+
+
+class ZoneConfig(StrictModel):
+    """A named polygon in normalised image coordinates (0..1, origin top-left)."""
+
+    name: str = Field(pattern=_ID_PATTERN)
+    points: list[Point]
+
+    @field_validator("points")
+    @classmethod
+    def _polygon(cls, points: list[Point]) -> list[Point]:
+        if len(points) < 3:
+            raise ValueError("polygon needs ≥ 3 points")
+        for x, y in points:
+            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                raise ValueError(
+                    f"point ({x}, {y}) is outside 0..1: use coordinates normalised "
+                    "to the image width and height"
+                )
+        return points
+
+
+class IntrusionRule(StrictModel):
+    """An object of the chosen classes whose anchor enters the zone."""
+
+    type: Literal["intrusion"]
+    name: str = Field(pattern=_ID_PATTERN)
+    zone: str
+    classes: list[DomainLabel] = Field(default_factory=lambda: ["person"], min_length=1)
+    min_confidence: float = Field(0.35, ge=0.0, le=1.0)
+    min_inside_s: float = Field(
+        0.5, ge=0.0, description="time inside before firing; stops flicker at the border"
+    )
+    cooldown_s: float = Field(10.0, ge=0.0, description="quiet time per track after an incident")
+    severity: Severity = "medium"
+
+
+RuleConfig = Annotated[IntrusionRule, Field(discriminator="type")]
+
+
+class CameraConfig(StrictModel):
+    id: str = Field(pattern=_ID_PATTERN)
+    name: str = ""
+    url: str = Field(min_length=1, description="rtsp://…, http(s)://…, or a local video file")
+    loop: bool = Field(True, description="local files: loop at the end, for demos and tests")
+    enabled: bool = True
+    detect: DetectSettings = DetectSettings()
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    pre_roll_s: float = Field(5.0, ge=0.0, le=120.0)
+    post_roll_s: float = Field(5.0, ge=0.0, le=120.0)
+
+    @model_validator(mode="after")
+    def _references(self) -> CameraConfig:
+        zone_names = [z.name for z in self.zones]
+        duplicates = sorted({n for n in zone_names if zone_names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"zone names must be unique; repeated: {', '.join(duplicates)}")
+        rule_names = [r.name for r in self.rules]
+        duplicates = sorted({n for n in rule_names if rule_names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"rule names must be unique; repeated: {', '.join(duplicates)}")
+        for index, rule in enumerate(self.rules):
+            if rule.zone not in zone_names:
+                known = ", ".join(zone_names) or "none defined"
+                raise ValueError(
+                    f"rules[{index}].zone: unknown zone {rule.zone!r} (zones: {known})"
+                )
+        return self
+
+    @property
+    def is_file(self) -> bool:
+        return "://" not in self.url or self.url.startswith("file://")
+
+    @property
+    def file_path(self) -> Path:
+        return Path(self.url.removeprefix("file://"))
+
+
+Device = Annotated[str, Field(pattern=r"^(cpu|auto|gpu|cuda(:\d+)?)$")]
+
+
+class DetectorConfig(StrictModel):
+    backend: Literal["openvino"] = "openvino"
+    model: str = Field(
+        "yolo11n-int8",
+        description="a registry name (commune-vision models list) or a path to model files",
+    )
+    device: Device = "cpu"
+    input_hw: tuple[int, int] = Field(
+        (640, 640), description="network input (height, width); multiples of 32"
+    )
+    confidence_threshold: float = Field(0.25, gt=0.0, le=1.0)
+    iou_threshold: float = Field(0.45, gt=0.0, le=1.0)
+    max_batch: int = Field(8, ge=1, le=64)
+    max_wait_ms: float = Field(5.0, ge=0.0, le=1000.0)
+    queue_size: int = Field(64, ge=1, le=4096)
+
+    @field_validator("input_hw")
+    @classmethod
+    def _stride(cls, hw: tuple[int, int]) -> tuple[int, int]:
+        if any(v % 32 or v < 32 for v in hw):
+            raise ValueError(f"{hw}: both sides must be positive multiples of 32")
+        return hw
+
+
+class StorageConfig(StrictModel):
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite file in data_dir"
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'commune-vision.db').resolve()}"
+
+
+class ServerConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+
+class AppConfig(StrictModel):
+    cameras: list[CameraConfig] = Field(default_factory=list)
+    detector: DetectorConfig = DetectorConfig()
+    storage: StorageConfig = StorageConfig()
+    server: ServerConfig = ServerConfig()
+    redis_url: str | None = Field(None, description="external Redis/Valkey; default embedded")
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> AppConfig:
+        ids = [c.id for c in self.cameras]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"camera ids must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+
+class EnvOverrides(BaseSettings):
+    """Settings the environment may override, so containers need no edited YAML."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL"))
+    database_url: str | None = Field(None, validation_alias=AliasChoices("DATABASE_URL"))
+    model: str | None = Field(None, validation_alias=AliasChoices("COMMUNE_VISION_MODEL"))
+    device: str | None = Field(None, validation_alias=AliasChoices("COMMUNE_VISION_DEVICE"))
+    data_dir: str | None = Field(None, validation_alias=AliasChoices("COMMUNE_VISION_DATA_DIR"))
+
+
+def format_loc(loc: tuple[int | str, ...]) -> str:
+    """('cameras', 2, 'zones', 0, 'points') -> 'cameras[2].zones[0].points'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("intrusion",):  # discriminator tags pydantic inserts into the path
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _expand_env(text: str, errors: list[str]) -> str:
+    def repl(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name)
+        if value is None:
+            if default is None:
+                errors.append(f"${{{name}}}: environment variable is not set (or write ${{{name}:-default}})")
+                return ""
+            return default
+        return value
+
+    return _ENV_REF.sub(repl, text)
+
+
+def _apply_env(data: dict[str, Any], env: EnvOverrides) -> dict[str, Any]:
+    if env.redis_url:
+        data["redis_url"] = env.redis_url
+    storage = dict(data.get("storage") or {})
+    if env.database_url:
+        storage["database_url"] = env.database_url
+    if env.data_dir:
+        storage["data_dir"] = env.data_dir
+    if storage:
+        data["storage"] = storage
+    detector = dict(data.get("detector") or {})
+    if env.model:
+        detector["model"] = env.model
+    if env.device:
+        detector["device"] = env.device
+    if detector:
+        data["detector"] = detector
+    return data
+
+
+def parse_config(text: str, source: str = "<config>", use_env: bool = True) -> AppConfig:
+    """Parse YAML text into an AppConfig, or raise ConfigError listing every problem."""
+    errors: list[str] = []
+    expanded = _expand_env(text, errors)
+    try:
+        data = yaml.safe_load(expanded)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(source, [f"{where}not valid YAML ({exc})"]) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["top level: expected a mapping of settings"])
+    if use_env:
+        data = _apply_env(data, EnvOverrides())
+    try:
+        config = AppConfig.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = format_loc(tuple(err["loc"])) or "top level"
+            message = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown key (check the spelling; see docs/configuration.md)"
+            elif err["type"] == "missing":
+                message = "required key is missing"
+            errors.append(f"{where}: {message}")
+    if errors:
+        raise ConfigError(source, errors)
+    return config
+
+
+def load_config(path: Path, use_env: bool = True) -> AppConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from exc
+    return parse_config(text, source=str(path), use_env=use_env)

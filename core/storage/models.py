@@ -1,0 +1,59 @@
+"""Tables. Timestamps are UTC seconds since the epoch (``*_ts``), the pipeline's time base."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Float, Index, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from core.types import Incident
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class IncidentRow(Base):
+    __tablename__ = "incidents"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    labels: Mapped[list[str]] = mapped_column(JSON)
+    track_ids: Mapped[list[int]] = mapped_column(JSON)
+    zone: Mapped[str | None] = mapped_column(String(64))
+    start_ts: Mapped[float] = mapped_column(Float)
+    end_ts: Mapped[float | None] = mapped_column(Float)
+    peak_score: Mapped[float] = mapped_column(Float)
+    clip_start_ts: Mapped[float] = mapped_column(Float)
+    clip_end_ts: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+    snapshot_path: Mapped[str | None] = mapped_column(String(512))
+    created_ts: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_incidents_camera_start", "camera_id", "start_ts"),
+        Index("ix_incidents_start", "start_ts"),
+        Index("ix_incidents_type_start", "type", "start_ts"),
+    )
+
+    @classmethod
+    def from_incident(cls, incident: Incident) -> IncidentRow:
+        return cls(**incident.to_json_dict())
+
+    def to_incident(self) -> Incident:
+        return Incident(**{c: getattr(self, c) for c in _COLUMNS})
+
+
+_COLUMNS: tuple[str, ...] = tuple(c.name for c in IncidentRow.__table__.columns)
+
+
+def incident_columns() -> tuple[str, ...]:
+    return _COLUMNS
+
+
+def row_dict(row: IncidentRow) -> dict[str, Any]:
+    return {c: getattr(row, c) for c in _COLUMNS}

@@ -1,0 +1,48 @@
+"""Read side of incident storage, used by the API."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from core.storage.models import IncidentRow
+from core.types import Incident
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentQuery:
+    camera_ids: Sequence[str] = ()
+    types: Sequence[str] = ()
+    since_ts: float | None = None
+    until_ts: float | None = None
+    before_id: str | None = None  # cursor: ids are time-ordered, newest first
+    limit: int = 50
+
+
+class IncidentRepository:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def search(self, query: IncidentQuery) -> list[Incident]:
+        stmt = select(IncidentRow)
+        if query.camera_ids:
+            stmt = stmt.where(IncidentRow.camera_id.in_(query.camera_ids))
+        if query.types:
+            stmt = stmt.where(IncidentRow.type.in_(query.types))
+        if query.since_ts is not None:
+            stmt = stmt.where(IncidentRow.start_ts >= query.since_ts)
+        if query.until_ts is not None:
+            stmt = stmt.where(IncidentRow.start_ts < query.until_ts)
+        if query.before_id is not None:
+            stmt = stmt.where(IncidentRow.id < query.before_id)
+        stmt = stmt.order_by(IncidentRow.id.desc()).limit(query.limit)
+        with Session(self._engine) as session:
+            return [row.to_incident() for row in session.scalars(stmt)]
+
+    def get(self, incident_id: str) -> Incident | None:
+        with Session(self._engine) as session:
+            row = session.get(IncidentRow, incident_id)
+            return row.to_incident() if row is not None else None

@@ -1,0 +1,1 @@
+"""Detector: backends behind one interface, pre/post-processing, the batching service."""

@@ -1,0 +1,1 @@
+"""Rules turn tracked detections into incident events. Each keeps per-track state it evicts."""

@@ -1,0 +1,125 @@
+"""Intrusion: an object of chosen classes whose ground point is inside a zone.
+
+Semantics:
+- one incident per (track, rule), opened after ``min_inside_s`` inside (inertia:
+  a box flickering across the border does not fire);
+- it stays open while the track is inside, and closes when the track has been
+  outside for ``exit_grace_s`` or the tracker has dropped it;
+- after closing, the same track waits ``cooldown_s`` before it can fire again;
+- all times are frame capture timestamps, never the wall clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.config import IntrusionRule as IntrusionConfig
+from vision.detections import Detections
+from vision.labels import DOMAIN_TO_COCO, domain_label
+from vision.rules.base import PixelZone, RuleEvent
+
+
+@dataclass(slots=True)
+class _TrackState:
+    first_inside_ts: float | None = None
+    last_inside_ts: float | None = None
+    open_since_ts: float | None = None
+    peak_score: float = 0.0
+    label: str = ""
+    cooldown_until_ts: float = 0.0
+    last_xyxy: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+
+
+class IntrusionRule:
+    rule_type = "intrusion"
+
+    def __init__(self, config: IntrusionConfig, zone: PixelZone, exit_grace_s: float = 1.0) -> None:
+        self.config = config
+        self.zone = zone
+        self.exit_grace_s = exit_grace_s
+        self._class_ids = {DOMAIN_TO_COCO[label] for label in config.classes}
+        self._tracks: dict[int, _TrackState] = {}
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def open_track_ids(self) -> set[int]:
+        return {tid for tid, s in self._tracks.items() if s.open_since_ts is not None}
+
+    def update(
+        self, tracked: Detections, ts: float, width: int, height: int, live_ids: set[int]
+    ) -> list[RuleEvent]:
+        events: list[RuleEvent] = []
+        cfg = self.config
+        anchors = tracked.anchors_bottom_center()
+        inside = self.zone.contains(anchors, width, height)
+        seen: set[int] = set()
+        for i in range(len(tracked)):
+            tid = int(tracked.tracker_id[i])
+            class_id = int(tracked.class_id[i])
+            score = float(tracked.confidence[i])
+            if tid < 0 or class_id not in self._class_ids or score < cfg.min_confidence:
+                continue
+            seen.add(tid)
+            state = self._tracks.setdefault(tid, _TrackState())
+            xyxy = (
+                float(tracked.xyxy[i, 0]), float(tracked.xyxy[i, 1]),
+                float(tracked.xyxy[i, 2]), float(tracked.xyxy[i, 3]),
+            )
+            state.last_xyxy = xyxy
+            if inside[i]:
+                self._inside(tid, state, ts, score, domain_label(class_id) or "", events)
+            else:
+                self._outside(tid, state, ts, events)
+        for tid, state in list(self._tracks.items()):
+            if tid in seen:
+                continue
+            if tid not in live_ids:
+                # The tracker has forgotten this track: close and evict its state.
+                if state.open_since_ts is not None:
+                    events.append(self._event("closed", tid, state, ts))
+                del self._tracks[tid]
+            else:
+                self._outside(tid, state, ts, events)
+        return events
+
+    def _inside(
+        self, tid: int, state: _TrackState, ts: float, score: float, label: str,
+        events: list[RuleEvent],
+    ) -> None:
+        if state.first_inside_ts is None:
+            state.first_inside_ts = ts
+        state.last_inside_ts = ts
+        if state.open_since_ts is not None:
+            state.peak_score = max(state.peak_score, score)
+            return
+        if ts - state.first_inside_ts >= self.config.min_inside_s and ts >= state.cooldown_until_ts:
+            state.open_since_ts = ts
+            state.peak_score = score
+            state.label = label
+            events.append(self._event("opened", tid, state, ts))
+
+    def _outside(self, tid: int, state: _TrackState, ts: float, events: list[RuleEvent]) -> None:
+        if state.last_inside_ts is None or ts - state.last_inside_ts < self.exit_grace_s:
+            return
+        if state.open_since_ts is not None:
+            events.append(self._event("closed", tid, state, state.last_inside_ts))
+            state.open_since_ts = None
+            state.cooldown_until_ts = ts + self.config.cooldown_s
+        state.first_inside_ts = None
+        state.last_inside_ts = None
+
+    def _event(self, kind: str, tid: int, state: _TrackState, ts: float) -> RuleEvent:
+        return RuleEvent(
+            kind="opened" if kind == "opened" else "closed",
+            rule_name=self.config.name,
+            rule_type=self.rule_type,
+            track_id=tid,
+            label=state.label,
+            score=state.peak_score,
+            start_ts=state.open_since_ts if state.open_since_ts is not None else ts,
+            ts=ts,
+            zone=self.zone.name,
+            xyxy=state.last_xyxy,
+        )
