@@ -4,23 +4,29 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.routers import alerts, cameras, health, incidents
 from core.storage.db import make_engine
 from core.storage.repository import IncidentRepository
 
 
-@dataclass(frozen=True, slots=True)
-class ApiSettings:
-    database_url: str
-    redis_url: str
-    media_root: Path
+class ApiSettings(BaseSettings):
+    """What the API needs, from arguments or the environment (``commune-vision run`` sets it)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    database_url: str = Field(validation_alias=AliasChoices("database_url", "DATABASE_URL"))
+    redis_url: str = Field(validation_alias=AliasChoices("redis_url", "REDIS_URL"))
+    media_root: Path = Field(
+        validation_alias=AliasChoices("media_root", "COMMUNE_VISION_MEDIA_ROOT")
+    )
 
 
 class ApiState(TypedDict):
@@ -55,3 +61,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(cameras.router)
     app.include_router(alerts.router)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory api.app:app_from_env``."""
+    return create_app(ApiSettings())

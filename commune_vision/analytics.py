@@ -9,7 +9,14 @@ import numpy as np
 
 from core.config import CameraConfig
 from core.frames import FrameReader
-from core.types import FrameRef, Incident, IncidentEvent, IncidentOpened, IncidentUpdated, new_incident_id
+from core.types import (
+    FrameRef,
+    Incident,
+    IncidentEvent,
+    IncidentOpened,
+    IncidentUpdated,
+    new_incident_id,
+)
 from vision.annotate import annotate_snapshot
 from vision.detections import Detections
 from vision.labels import COCO_TO_DOMAIN

@@ -65,7 +65,9 @@ def models_list() -> None:
             where = str(resolve_model(entry.name))
         except ModelNotFoundError:
             where = "NOT FOUND (see `commune-vision models check NAME`)"
-        typer.echo(f"{entry.name:24} {entry.backend:12} {entry.input_hw[0]}x{entry.input_hw[1]}  {where}")
+        typer.echo(
+            f"{entry.name:24} {entry.backend:12} {entry.input_hw[0]}x{entry.input_hw[1]}  {where}"
+        )
 
 
 @models_app.command("check")

@@ -14,12 +14,11 @@ import threading
 import time
 from typing import Any
 
+from commune_vision.stopflag import StopFlag
 from core.bus import EventBus
 from core.config import AppConfig
 from core.frames import FrameReader
 from core.types import FrameRef, IncidentEvent
-
-from commune_vision.stopflag import StopFlag
 
 log = logging.getLogger(__name__)
 
@@ -151,20 +150,21 @@ def store_main(config: AppConfig, events_q: Any, stop: StopFlag, redis_url: str)
 
 
 def api_main(config: AppConfig, redis_url: str, stop: StopFlag) -> None:
+    """The API, loaded by import string: nothing imports ``api`` (GUIDE §2)."""
     setup_child(stop)
     import uvicorn
 
-    from api.app import ApiSettings, create_app
-
-    settings = ApiSettings(
-        database_url=config.storage.resolved_database_url,
-        redis_url=redis_url,
-        media_root=config.storage.data_dir.resolve(),
-    )
+    os.environ["DATABASE_URL"] = config.storage.resolved_database_url
+    os.environ["REDIS_URL"] = redis_url
+    os.environ["COMMUNE_VISION_MEDIA_ROOT"] = str(config.storage.data_dir.resolve())
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings), host=config.server.host, port=config.server.port,
-            log_level="warning", lifespan="on",
+            "api.app:app_from_env",
+            factory=True,
+            host=config.server.host,
+            port=config.server.port,
+            log_level="warning",
+            lifespan="on",
         )
     )
 

@@ -33,7 +33,9 @@ class StopFlag:
         while not self.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 return False
-            time.sleep(POLL_S if deadline is None else min(POLL_S, max(0.0, deadline - time.monotonic())))
+            time.sleep(
+                POLL_S if deadline is None else min(POLL_S, max(0.0, deadline - time.monotonic()))
+            )
         return True
 
     def stop_on_sigterm(self) -> None:

@@ -19,13 +19,12 @@ from multiprocessing.context import SpawnProcess
 from types import FrameType
 from typing import Any
 
-from core.config import AppConfig
-from core.storage.db import make_engine
-from core.storage.migrate import upgrade
-
 from commune_vision import processes
 from commune_vision.stopflag import StopFlag
 from commune_vision.valkey import EmbeddedValkey
+from core.config import AppConfig
+from core.storage.db import make_engine
+from core.storage.migrate import upgrade
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +94,9 @@ class Supervisor:
             child.restarts += 1
             log.error(
                 "%s exited with code %s; restarting (restart %d)",
-                child.name, proc.exitcode, child.restarts,
+                child.name,
+                proc.exitcode,
+                child.restarts,
             )
             time.sleep(min(RESTART_BACKOFF_S * child.restarts, 30.0))
             if not self._stopping:

@@ -69,13 +69,17 @@ class ZoneConfig(StrictModel):
         return points
 
 
+def _people() -> list[DomainLabel]:
+    return ["person"]
+
+
 class IntrusionRule(StrictModel):
     """An object of the chosen classes whose anchor enters the zone."""
 
     type: Literal["intrusion"]
     name: str = Field(pattern=_ID_PATTERN)
     zone: str
-    classes: list[DomainLabel] = Field(default_factory=lambda: ["person"], min_length=1)
+    classes: list[DomainLabel] = Field(default_factory=_people, min_length=1)
     min_confidence: float = Field(0.35, ge=0.0, le=1.0)
     min_inside_s: float = Field(
         0.5, ge=0.0, description="time inside before firing; stops flicker at the border"
@@ -219,7 +223,9 @@ def _expand_env(text: str, errors: list[str]) -> str:
         value = os.environ.get(name)
         if value is None:
             if default is None:
-                errors.append(f"${{{name}}}: environment variable is not set (or write ${{{name}:-default}})")
+                errors.append(
+                    f"${{{name}}}: environment variable is not set (or write ${{{name}:-default}})"
+                )
                 return ""
             return default
         return value

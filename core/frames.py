@@ -9,6 +9,7 @@ reader gets ``None`` and counts a drop instead of reading torn pixels.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from multiprocessing import shared_memory
 
@@ -60,7 +61,8 @@ class FrameRing:
         """
         slot = self._next_seq % self.slots
         self._seqs[slot] = _EMPTY
-        return self._frames[slot]
+        view: npt.NDArray[np.uint8] = self._frames[slot]
+        return view
 
     def commit(self, capture_ts: float) -> FrameRef:
         seq = self._next_seq
@@ -92,10 +94,8 @@ class FrameRing:
         try:
             self._shm.close()
         finally:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 self._shm.unlink()
-            except FileNotFoundError:
-                pass
 
 
 class _Attached:
@@ -152,7 +152,8 @@ class FrameReader:
             return None
         if int(ring.seqs[ref.slot]) != ref.seq:
             return None
-        return ring.frames[ref.slot]
+        view: npt.NDArray[np.uint8] = ring.frames[ref.slot]
+        return view
 
     def still_valid(self, ref: FrameRef) -> bool:
         ring = self._rings.get(ref.shm_name)

@@ -31,14 +31,34 @@ class ModelEntry:
 MODELS: dict[str, ModelEntry] = {
     entry.name: entry
     for entry in (
-        ModelEntry("yolo11n-int8", "yolo11n_int8_openvino_model", "openvino", (640, 640),
-                   "default CPU model: YOLO11n, int8 OpenVINO IR"),
-        ModelEntry("yolov8n-int8", "yolov8n_int8_openvino_model", "openvino", (640, 640),
-                   "YOLOv8n, int8 OpenVINO IR"),
-        ModelEntry("yolov8n-int8-onnx", "yolov8n_int8_onnx/yolov8n_int8.onnx", "onnxruntime",
-                   (640, 640), "YOLOv8n, dynamic-quantised ONNX"),
-        ModelEntry("yolo11n-int8-onnx-320", "yolo11n_int8_onnx_320/yolo11n_int8.onnx",
-                   "onnxruntime", (320, 320), "YOLO11n at 320, dynamic-quantised ONNX"),
+        ModelEntry(
+            "yolo11n-int8",
+            "yolo11n_int8_openvino_model",
+            "openvino",
+            (640, 640),
+            "default CPU model: YOLO11n, int8 OpenVINO IR",
+        ),
+        ModelEntry(
+            "yolov8n-int8",
+            "yolov8n_int8_openvino_model",
+            "openvino",
+            (640, 640),
+            "YOLOv8n, int8 OpenVINO IR",
+        ),
+        ModelEntry(
+            "yolov8n-int8-onnx",
+            "yolov8n_int8_onnx/yolov8n_int8.onnx",
+            "onnxruntime",
+            (640, 640),
+            "YOLOv8n, dynamic-quantised ONNX",
+        ),
+        ModelEntry(
+            "yolo11n-int8-onnx-320",
+            "yolo11n_int8_onnx_320/yolo11n_int8.onnx",
+            "onnxruntime",
+            (320, 320),
+            "YOLO11n at 320, dynamic-quantised ONNX",
+        ),
     )
 }
 

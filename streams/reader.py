@@ -116,11 +116,13 @@ class CameraReader:
         pacer = FilePacer() if self.camera.is_file else None
         mapper = WallClockMapper()
         while not self._stop.is_set():
-            with av.open(source, options=options, timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S)) as container:
+            with av.open(
+                source, options=options, timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S)
+            ) as container:
                 stream = container.streams.video[0]
                 last_pts_s = self._decode_all(container, stream, pacer, mapper)
             if pacer is None or not self.camera.loop:
-                raise av.error.EOFError(0, "end of stream")  # type: ignore[no-untyped-call]
+                raise av.error.EOFError(0, "end of stream")
             frame_s = float(1 / stream.average_rate) if stream.average_rate else 0.04
             pacer.loop_offset_s += last_pts_s + frame_s
 
@@ -158,11 +160,15 @@ class CameraReader:
         # Colour conversion only for frames that go to the detector.
         bgr = frame.to_ndarray(format="bgr24")
         src_h, src_w = bgr.shape[:2]
-        width, height = detect_size(src_w, src_h, self.camera.detect.width, self.camera.detect.height)
+        width, height = detect_size(
+            src_w, src_h, self.camera.detect.width, self.camera.detect.height
+        )
         ring = self._ring
         if ring is None or (ring.height, ring.width) != (height, width):
             self.close()
-            ring = self._ring = FrameRing(self.camera.id, height, width, self.camera.detect.ring_slots)
+            ring = self._ring = FrameRing(
+                self.camera.id, height, width, self.camera.detect.ring_slots
+            )
         slot = ring.begin_write()
         if (src_w, src_h) == (width, height):
             np.copyto(slot, bgr)

@@ -29,11 +29,27 @@ def annotate_snapshot(
         cv2.polylines(image, [zone_points_px], True, _ZONE_BGR, 2)
     x1, y1, x2, y2 = (round(v) for v in xyxy)
     cv2.rectangle(image, (x1, y1), (x2, y2), _BOX_BGR, 2)
-    cv2.putText(image, caption, (x1, max(14, y1 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, _BOX_BGR, 1,
-                cv2.LINE_AA)
+    cv2.putText(
+        image,
+        caption,
+        (x1, max(14, y1 - 6)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.5,
+        _BOX_BGR,
+        1,
+        cv2.LINE_AA,
+    )
     stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(capture_ts))
-    cv2.putText(image, stamp, (6, image.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(
+        image,
+        stamp,
+        (6, image.shape[0] - 8),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.45,
+        (255, 255, 255),
+        1,
+        cv2.LINE_AA,
+    )
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
     if not ok:
         raise ValueError("JPEG encoding of the snapshot failed")

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from typing import Any, cast
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
@@ -21,16 +22,20 @@ router = APIRouter(tags=["alerts"])
 
 READ_BLOCK_MS = 1000
 
+# redis-py's stream replies, with decode_responses off.
+StreamReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
+
 
 @router.websocket("/api/alerts/ws")
 async def alerts_ws(websocket: WebSocket, last_id: str | None = None) -> None:
     client = get_redis(websocket)
-    await websocket.accept()
     cursor = last_id or "$"
     if cursor == "$":
-        # Resolve "$" once: re-reading with "$" after each block would skip entries.
-        latest = await client.xrevrange(INCIDENT_STREAM, count=1)
+        # Resolve "$" once, before accepting, so nothing published after the
+        # client is connected is missed (re-reading with "$" would skip entries).
+        latest = cast(list[tuple[bytes, Any]], await client.xrevrange(INCIDENT_STREAM, count=1))
         cursor = latest[0][0].decode() if latest else "0-0"
+    await websocket.accept()
     # A receive task notices a client that went away while we block on Redis.
     gone = asyncio.create_task(websocket.receive())
     try:
@@ -39,7 +44,10 @@ async def alerts_ws(websocket: WebSocket, last_id: str | None = None) -> None:
                 if gone.result()["type"] == "websocket.disconnect":
                     break
                 gone = asyncio.create_task(websocket.receive())  # ignore client chatter
-            reply = await client.xread({INCIDENT_STREAM: cursor}, block=READ_BLOCK_MS, count=100)
+            reply = cast(
+                StreamReply,
+                await client.xread({INCIDENT_STREAM: cursor}, block=READ_BLOCK_MS, count=100),
+            )
             for _stream, entries in reply or []:
                 for entry_id, fields in entries:
                     cursor = entry_id.decode()

@@ -22,7 +22,7 @@ Repo = Annotated[IncidentRepository, Depends(get_repo)]
 def search_incidents(
     repo: Repo,
     camera_id: Annotated[list[str], Query(description="repeat for several cameras")] = [],  # noqa: B006
-    type: Annotated[list[str], Query(description="incident types, e.g. intrusion")] = [],  # noqa: A002, B006
+    type: Annotated[list[str], Query(description="incident types, e.g. intrusion")] = [],  # noqa: B006
     since_ts: Annotated[float | None, Query(description="start time ≥, UTC epoch seconds")] = None,
     until_ts: Annotated[float | None, Query(description="start time <, UTC epoch seconds")] = None,
     cursor: Annotated[str | None, Query(max_length=32, pattern=r"^[0-9a-f]+$")] = None,
@@ -32,12 +32,18 @@ def search_incidents(
         raise HTTPException(422, "until_ts must be later than since_ts")
     items = repo.search(
         IncidentQuery(
-            camera_ids=camera_id, types=type, since_ts=since_ts, until_ts=until_ts,
-            before_id=cursor, limit=limit,
+            camera_ids=camera_id,
+            types=type,
+            since_ts=since_ts,
+            until_ts=until_ts,
+            before_id=cursor,
+            limit=limit,
         )
     )
     next_cursor = items[-1].id if len(items) == limit else None
-    return IncidentPage(items=[IncidentOut.from_incident(i) for i in items], next_cursor=next_cursor)
+    return IncidentPage(
+        items=[IncidentOut.from_incident(i) for i in items], next_cursor=next_cursor
+    )
 
 
 def _get(repo: IncidentRepository, incident_id: str) -> Incident:

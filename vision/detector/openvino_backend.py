@@ -75,33 +75,39 @@ class OpenVinoBackend:
             raise DetectorError(f"detector.model: cannot read {model_path}: {exc}") from exc
         height, width = input_hw
         native = model.input(0).partial_shape
-        self._compiled = None
+        compiled: Any = None
         if max_batch > 1 and _try_reshape(
             model, ov.PartialShape([ov.Dimension(1, max_batch), 3, height, width])
         ):
-            self._compiled = self._compile_checked(core, model, ov_device, "LATENCY", 2)
-        self.dynamic_batch = self._compiled is not None
-        if self._compiled is None:
+            compiled = self._compile_checked(core, model, ov_device, "LATENCY", 2)
+        self.dynamic_batch = compiled is not None
+        if compiled is None:
             model = core.read_model(str(_model_file(model_path)))
             if _try_reshape(model, ov.PartialShape([1, 3, height, width])):
                 hint = "THROUGHPUT" if max_batch > 1 else "LATENCY"
-                self._compiled = self._compile_checked(core, model, ov_device, hint, 1)
-        if self._compiled is None:
+                compiled = self._compile_checked(core, model, ov_device, hint, 1)
+        if compiled is None:
             raise DetectorError(
                 f"detector.input_hw: the model {model_path.name} does not accept "
                 f"{height}x{width} (its input is {native}); set detector.input_hw to the "
                 "model's size or re-export it with dynamic=True"
             )
-        self._request = self._compiled.create_infer_request()
+        self._request = compiled.create_infer_request()
         self._queue: ov.AsyncInferQueue | None = None
         self._outputs: npt.NDArray[np.float32] | None = None
         if not self.dynamic_batch and max_batch > 1:
-            jobs = min(max_batch, int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-            self._queue = ov.AsyncInferQueue(self._compiled, jobs)
+            jobs = min(max_batch, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+            self._queue = ov.AsyncInferQueue(compiled, jobs)
             self._queue.set_callback(self._collect)
+            shape = compiled.output(0).get_shape()
+            self._outputs = np.empty((max_batch, shape[1], shape[2]), np.float32)
         log.info(
             "OpenVINO model %s on %s, input %sx%s, batch ≤ %s (%s)",
-            model_path, ov_device, height, width, max_batch,
+            model_path,
+            ov_device,
+            height,
+            width,
+            max_batch,
             "dynamic batch" if self.dynamic_batch else "parallel requests",
         )
 
@@ -109,7 +115,9 @@ class OpenVinoBackend:
         self, core: ov.Core, model: Any, device: str, hint: str, probe_batch: int
     ) -> Any:
         """Compile, then run one probe inference: some exports only fail at run time."""
-        compiled = core.compile_model(_with_preprocessing(model), device, {"PERFORMANCE_HINT": hint})
+        compiled = core.compile_model(
+            _with_preprocessing(model), device, {"PERFORMANCE_HINT": hint}
+        )
         height, width = self.input_hw
         try:
             compiled.create_infer_request().infer(
@@ -128,9 +136,7 @@ class OpenVinoBackend:
             self._request.infer({0: batch_bgr}, share_inputs=True)
             out: npt.NDArray[np.float32] = self._request.get_output_tensor(0).data
             return out
-        if self._outputs is None:
-            shape = self._compiled.output(0).get_shape()
-            self._outputs = np.empty((self.max_batch, shape[1], shape[2]), np.float32)
+        assert self._outputs is not None
         for index in range(len(batch_bgr)):
             self._queue.start_async({0: batch_bgr[index : index + 1]}, index, share_inputs=True)
         self._queue.wait_all()

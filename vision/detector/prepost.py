@@ -23,9 +23,7 @@ class Letterbox:
     src_hw: tuple[int, int]
 
 
-def letterbox_into(
-    image_bgr: npt.NDArray[np.uint8], dst_bgr: npt.NDArray[np.uint8]
-) -> Letterbox:
+def letterbox_into(image_bgr: npt.NDArray[np.uint8], dst_bgr: npt.NDArray[np.uint8]) -> Letterbox:
     """Resize ``image_bgr`` keeping its aspect ratio and centre it in ``dst_bgr``.
 
     Writes straight into the batch buffer, so no intermediate image is allocated

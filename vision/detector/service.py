@@ -105,7 +105,9 @@ class DetectorService:
         stats.batches += 1
         stats.frames_detected += len(kept)
         for ref, dets in zip(kept, results, strict=True):
-            stats.per_camera_detected[ref.camera_id] = stats.per_camera_detected.get(ref.camera_id, 0) + 1
+            stats.per_camera_detected[ref.camera_id] = (
+                stats.per_camera_detected.get(ref.camera_id, 0) + 1
+            )
             self._sink(ref, dets)
         return len(kept)
 
@@ -119,8 +121,10 @@ class DetectorService:
                 last_log = time.monotonic()
                 s = self.stats
                 log.info(
-                    "detector: %d frames in, %d detected, %d stale, mean batch %.2f, "
-                    "%.1f ms/batch",
-                    s.frames_in, s.frames_detected, s.frames_stale, s.mean_batch,
+                    "detector: %d frames in, %d detected, %d stale, mean batch %.2f, %.1f ms/batch",
+                    s.frames_in,
+                    s.frames_detected,
+                    s.frames_stale,
+                    s.mean_batch,
                     1000 * s.infer_s_total / max(1, s.batches),
                 )

@@ -18,6 +18,9 @@ from vision.detections import Detections
 from vision.labels import DOMAIN_TO_COCO, domain_label
 from vision.rules.base import PixelZone, RuleEvent
 
+# Frame times are sums of float intervals: 0.6 - 0.2 < 0.4. Durations compare with slack.
+_EPS_S = 1e-6
+
 
 @dataclass(slots=True)
 class _TrackState:
@@ -64,8 +67,10 @@ class IntrusionRule:
             seen.add(tid)
             state = self._tracks.setdefault(tid, _TrackState())
             xyxy = (
-                float(tracked.xyxy[i, 0]), float(tracked.xyxy[i, 1]),
-                float(tracked.xyxy[i, 2]), float(tracked.xyxy[i, 3]),
+                float(tracked.xyxy[i, 0]),
+                float(tracked.xyxy[i, 1]),
+                float(tracked.xyxy[i, 2]),
+                float(tracked.xyxy[i, 3]),
             )
             state.last_xyxy = xyxy
             if inside[i]:
@@ -85,7 +90,12 @@ class IntrusionRule:
         return events
 
     def _inside(
-        self, tid: int, state: _TrackState, ts: float, score: float, label: str,
+        self,
+        tid: int,
+        state: _TrackState,
+        ts: float,
+        score: float,
+        label: str,
         events: list[RuleEvent],
     ) -> None:
         if state.first_inside_ts is None:
@@ -94,14 +104,15 @@ class IntrusionRule:
         if state.open_since_ts is not None:
             state.peak_score = max(state.peak_score, score)
             return
-        if ts - state.first_inside_ts >= self.config.min_inside_s and ts >= state.cooldown_until_ts:
+        long_enough = ts - state.first_inside_ts >= self.config.min_inside_s - _EPS_S
+        if long_enough and ts >= state.cooldown_until_ts - _EPS_S:
             state.open_since_ts = ts
             state.peak_score = score
             state.label = label
             events.append(self._event("opened", tid, state, ts))
 
     def _outside(self, tid: int, state: _TrackState, ts: float, events: list[RuleEvent]) -> None:
-        if state.last_inside_ts is None or ts - state.last_inside_ts < self.exit_grace_s:
+        if state.last_inside_ts is None or ts - state.last_inside_ts < self.exit_grace_s - _EPS_S:
             return
         if state.open_since_ts is not None:
             events.append(self._event("closed", tid, state, state.last_inside_ts))

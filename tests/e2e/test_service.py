@@ -1,0 +1,153 @@
+"""End to end through the real process graph: a clip played as a live camera,
+the real int8 model, the real embedded Valkey, SQLite, the API and its WebSocket.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import psutil
+import pytest
+from websockets.sync.client import connect
+
+pytestmark = pytest.mark.e2e
+
+STARTUP_TIMEOUT_S = 90
+ALERT_TIMEOUT_S = 120
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Service:
+    proc: subprocess.Popen[bytes]
+    base: str
+    port: int
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def descendants(self) -> list[psutil.Process]:
+        children: list[psutil.Process] = psutil.Process(self.proc.pid).children(recursive=True)
+        return children
+
+    def stop(self, sig: signal.Signals) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=45)
+
+
+def _start(tmp_path: Path, clip: Path) -> Service:
+    port = _free_port()
+    config = tmp_path / "e2e.yaml"
+    config.write_text(
+        f"""
+cameras:
+  - id: campus
+    url: {clip}
+    detect: {{fps: 5}}
+    zones:
+      - name: walkway
+        points: [[0.0, 0.36], [0.6, 0.34], [1.0, 0.40], [1.0, 0.85], [0.7, 0.68], [0.0, 0.50]]
+    rules:
+      - {{type: intrusion, name: walkway-people, zone: walkway, classes: [person]}}
+detector: {{max_batch: 2}}
+storage: {{data_dir: {tmp_path / "data"}}}
+server: {{port: {port}}}
+"""
+    )
+    log_path = tmp_path / "service.log"
+    log_file = open(log_path, "wb")  # noqa: SIM115 - the child writes it for its lifetime
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "commune_vision.cli", "run", "--config", str(config)],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    service = Service(proc, f"http://127.0.0.1:{port}", port, log_path)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"service exited with {proc.returncode}:\n{service.log()}")
+        try:
+            if httpx.get(f"{service.base}/healthz", timeout=2).status_code == 200:
+                return service
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    pytest.fail(f"service not healthy after {STARTUP_TIMEOUT_S}s:\n{service.log()}")
+
+
+@pytest.fixture()
+def service(tmp_path: Path, video) -> Iterator[Service]:  # type: ignore[no-untyped-def]
+    svc = _start(tmp_path, video("pets2009_vtest_480x360.mp4"))
+    yield svc
+    if svc.proc.poll() is None:
+        for child in svc.descendants():
+            child.kill()
+        svc.proc.kill()
+
+
+def _assert_all_gone(processes: list[psutil.Process]) -> None:
+    deadline = time.monotonic() + 10
+    alive = processes
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        time.sleep(0.2)
+    assert not alive, f"left running: {[(p.pid, p.name()) for p in alive]}"
+
+
+def test_clip_as_live_camera_yields_intrusion_incidents(service: Service) -> None:
+    children = service.descendants()
+    names = {p.name() for p in children}
+    assert any("valkey" in n for n in names), names  # the embedded server is a child
+
+    with connect(f"ws://127.0.0.1:{service.port}/api/alerts/ws", open_timeout=10) as ws:
+        message = json.loads(ws.recv(timeout=ALERT_TIMEOUT_S))
+    assert message["kind"] == "opened"
+    pushed = message["incident"]
+    assert pushed["camera_id"] == "campus" and pushed["type"] == "intrusion"
+    assert pushed["labels"] == ["person"] and pushed["zone"] == "walkway"
+
+    items = httpx.get(f"{service.base}/api/incidents", params={"camera_id": "campus"}).json()[
+        "items"
+    ]
+    assert pushed["id"] in {i["id"] for i in items}
+    incident = next(i for i in items if i["id"] == pushed["id"])
+    assert abs(incident["start_ts"] - time.time()) < 120  # live time base, not file time
+
+    snap = httpx.get(f"{service.base}{incident['snapshot_url']}")
+    assert snap.status_code == 200
+    image = cv2.imdecode(np.frombuffer(snap.content, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None and image.shape[:2] == (360, 480)
+
+    health = httpx.get(f"{service.base}/api/cameras/campus/health").json()
+    assert health["state"] == "online" and health["decoded_fps"] > 0
+
+    assert service.stop(signal.SIGINT) == 0
+    _assert_all_gone(children)
+    assert "Traceback" not in service.log()
+
+
+def test_sigterm_stops_every_child_and_valkey(service: Service) -> None:
+    children = service.descendants()
+    assert len(children) >= 6  # valkey, resource tracker and five stages
+    assert service.stop(signal.SIGTERM) == 0
+    _assert_all_gone(children)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{service.base}/healthz", timeout=2)
