@@ -6,7 +6,9 @@ Every child ignores SIGINT (the supervisor owns Ctrl-C), stops when the shared
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import multiprocessing
 import os
 import queue
 import signal
@@ -25,7 +27,17 @@ log = logging.getLogger(__name__)
 HEALTH_PUBLISH_S = 1.0
 
 
+def _set_os_process_name(name: str) -> None:
+    """Show the stage's name in ps/top/psutil (Linux comm, 15 bytes), not just "python"."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
 def setup_child(stop: StopFlag, level: int = logging.INFO) -> None:
+    _set_os_process_name(multiprocessing.current_process().name)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop.stop_on_sigterm()
     logging.basicConfig(

@@ -202,6 +202,7 @@ class EnvOverrides(BaseSettings):
     model: str | None = Field(None, validation_alias=AliasChoices("COMMUNE_VISION_MODEL"))
     device: str | None = Field(None, validation_alias=AliasChoices("COMMUNE_VISION_DEVICE"))
     data_dir: str | None = Field(None, validation_alias=AliasChoices("COMMUNE_VISION_DATA_DIR"))
+    host: str | None = Field(None, validation_alias=AliasChoices("COMMUNE_VISION_HOST"))
 
 
 def format_loc(loc: tuple[int | str, ...]) -> str:
@@ -250,6 +251,8 @@ def _apply_env(data: dict[str, Any], env: EnvOverrides) -> dict[str, Any]:
         detector["device"] = env.device
     if detector:
         data["detector"] = detector
+    if env.host:
+        data["server"] = {**(data.get("server") or {}), "host": env.host}
     return data
 
 

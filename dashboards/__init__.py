@@ -1,0 +1,1 @@
+"""Operator web console, Grafana dashboards and Prometheus config (later issues)."""
