@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,7 +13,8 @@ from fastapi import FastAPI
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from api.routers import alerts, cameras, health, incidents
+from api.routers import alerts, cameras, config, events, health, incidents, metrics
+from core.storage.config_store import ConfigStore
 from core.storage.db import make_engine
 from core.storage.repository import IncidentRepository
 
@@ -31,6 +33,8 @@ class ApiSettings(BaseSettings):
 
 class ApiState(TypedDict):
     repo: IncidentRepository
+    config_store: ConfigStore
+    config_lock: asyncio.Lock
     redis: aioredis.Redis
     media_root: Path
 
@@ -43,6 +47,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         try:
             yield {
                 "repo": IncidentRepository(engine),
+                "config_store": ConfigStore(engine),
+                "config_lock": asyncio.Lock(),
                 "redis": client,
                 "media_root": settings.media_root,
             }
@@ -60,6 +66,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(incidents.router)
     app.include_router(cameras.router)
     app.include_router(alerts.router)
+    app.include_router(events.router)
+    app.include_router(config.router)
+    app.include_router(metrics.router)
     return app
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import cast
 
 import redis.asyncio as aioredis
 from starlette.requests import HTTPConnection
 
+from core.storage.config_store import ConfigStore
 from core.storage.repository import IncidentRepository
 
 
@@ -21,3 +23,11 @@ def get_redis(conn: HTTPConnection) -> aioredis.Redis:
 
 def get_media_root(conn: HTTPConnection) -> Path:
     return cast(Path, conn.state.media_root)
+
+
+def get_config_store(conn: HTTPConnection) -> ConfigStore:
+    return cast(ConfigStore, conn.state.config_store)
+
+
+def get_config_lock(conn: HTTPConnection) -> asyncio.Lock:
+    return cast(asyncio.Lock, conn.state.config_lock)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field, computed_field
 
+from core.config import CameraConfig
 from core.types import Incident
 
 
@@ -60,3 +62,23 @@ class CameraHealthOut(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str]
+
+
+class CameraOut(CameraConfig):
+    """A configured camera; credentials in URLs are shown as ``***``."""
+
+    health: CameraHealthOut | None = None
+
+
+class ConfigVersionOut(BaseModel):
+    id: int
+    created_ts: float
+    author: str
+    comment: str
+    camera_ids: list[str]
+
+
+class EventOut(BaseModel):
+    id: str
+    kind: str
+    data: dict[str, Any]

@@ -97,6 +97,24 @@ def db_upgrade(config: ConfigOption = None) -> None:
     typer.echo(f"schema up to date: {engine.url.render_as_string(hide_password=True)}")
 
 
+@config_app.command("reload")
+def config_reload(config: ConfigOption = None) -> None:
+    """Ask the running service to re-read its config file (same as SIGHUP)."""
+    import os
+    import signal
+
+    path = config or demo_config_path()
+    cfg = _load_or_exit(path)
+    pid_file = cfg.storage.data_dir / "commune-vision.pid"
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"no running service found ({pid_file}: {exc})", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"reload requested (pid {pid}); the pipeline applies camera changes within seconds")
+
+
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Run the whole service: embedded Valkey (unless REDIS_URL), pipeline and API."""
@@ -107,7 +125,7 @@ def run(config: ConfigOption = None) -> None:
     )
     path = config or demo_config_path()
     cfg = _load_or_exit(path)
-    supervisor = Supervisor(cfg)
+    supervisor = Supervisor(cfg, path)
     try:
         supervisor.start()
     except Exception:

@@ -14,13 +14,14 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from commune_vision.stopflag import StopFlag
 from core.bus import EventBus
-from core.config import AppConfig
+from core.config import AppConfig, CameraConfig
 from core.frames import FrameReader
-from core.types import FrameRef, IncidentEvent
+from core.types import CameraState, FrameRef, IncidentEvent
 
 log = logging.getLogger(__name__)
 
@@ -65,28 +66,55 @@ def _put_or_drop(q: Any, item: object) -> bool:
     return True
 
 
+def _follow_config(engine_url: str, listener: Any) -> Callable[[], list[CameraConfig] | None]:
+    """A poll function: the newest camera list when a new version was announced."""
+    from core.storage.config_store import ConfigStore
+    from core.storage.db import make_engine
+
+    store = ConfigStore(make_engine(engine_url))
+
+    def poll() -> list[CameraConfig] | None:
+        if listener.poll() is None:
+            return None
+        latest = store.latest()
+        return latest.cameras if latest is not None else None
+
+    return poll
+
+
 def ingest_main(config: AppConfig, frames_q: Any, stop: StopFlag, redis_url: str) -> None:
     """Camera readers, a thread per camera: PyAV releases the GIL while decoding."""
     setup_child(stop)
-    from streams.reader import CameraReader
+    from streams.manager import CameraManager
 
     bus = EventBus(redis_url)
-    thread_stop = threading.Event()
-    readers = [
-        CameraReader(cam, lambda ref: _put_or_drop(frames_q, ref), thread_stop)
-        for cam in config.cameras
-        if cam.enabled
-    ]
-    threads = [
-        threading.Thread(target=r.run, name=f"cam-{r.camera.id}", daemon=True) for r in readers
-    ]
-    for t in threads:
-        t.start()
+    changes: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+
+    def on_state(camera_id: str, old: CameraState, new: CameraState, error: str | None) -> None:
+        # Reader threads only enqueue: a slow Redis must never stall a decoder.
+        changes.put(
+            {
+                "camera_id": camera_id,
+                "from": old.value,
+                "to": new.value,
+                "error": error,
+                "ts": time.time(),
+            }
+        )
+
+    manager = CameraManager(lambda ref: _put_or_drop(frames_q, ref), on_state)
+    manager.apply(config.cameras)
+    new_cameras = _follow_config(config.storage.resolved_database_url, bus.config_listener())
     while not stop.wait(HEALTH_PUBLISH_S):
-        bus.publish_health({r.camera.id: r.health.to_json_dict() for r in readers})
-    thread_stop.set()
-    for t in threads:
-        t.join(timeout=15)
+        cameras = new_cameras()
+        if cameras is not None:
+            _added, _changed, removed = manager.apply(cameras)
+            bus.remove_health(removed)
+        manager.watchdog()
+        bus.publish_health(manager.health())
+        while not changes.empty():
+            bus.publish_event("camera_state", changes.get())
+    manager.stop_all()
     bus.close()
 
 
@@ -115,26 +143,49 @@ def detector_main(config: AppConfig, frames_q: Any, results_q: Any, stop: StopFl
     frames.close()
 
 
-def analytics_main(config: AppConfig, results_q: Any, events_q: Any, stop: StopFlag) -> None:
+def analytics_main(
+    config: AppConfig, results_q: Any, events_q: Any, stop: StopFlag, redis_url: str
+) -> None:
     setup_child(stop)
     from commune_vision.analytics import CameraAnalytics
 
     frames = FrameReader()
+    bus = EventBus(redis_url)
 
     def emit(event: IncidentEvent) -> None:
         # Incidents are never dropped: wait for the writer rather than lose one.
         events_q.put(event)
 
-    cameras = {c.id: CameraAnalytics(c, frames, emit) for c in config.cameras if c.enabled}
+    def build(
+        cameras: list[CameraConfig], keep: dict[str, CameraAnalytics]
+    ) -> dict[str, CameraAnalytics]:
+        # Unchanged cameras keep their tracker and rule state.
+        return {
+            c.id: keep[c.id]
+            if c.id in keep and keep[c.id].camera == c
+            else CameraAnalytics(c, frames, emit)
+            for c in cameras
+            if c.enabled
+        }
+
+    analytics = build(config.cameras, {})
+    new_cameras = _follow_config(config.storage.resolved_database_url, bus.config_listener())
+    next_poll = time.monotonic() + 1.0
     while not stop.is_set():
+        if time.monotonic() >= next_poll:
+            next_poll = time.monotonic() + 1.0
+            cameras = new_cameras()
+            if cameras is not None:
+                analytics = build(cameras, analytics)
         try:
             ref, dets = results_q.get(timeout=0.2)
         except queue.Empty:
             continue
-        analytics = cameras.get(ref.camera_id)
-        if analytics is not None:
-            analytics.on_detections(ref, dets)
+        camera = analytics.get(ref.camera_id)
+        if camera is not None:
+            camera.on_detections(ref, dets)
     frames.close()
+    bus.close()
 
 
 def store_main(config: AppConfig, events_q: Any, stop: StopFlag, redis_url: str) -> None:

@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.context import SpawnProcess
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from commune_vision import processes
 from commune_vision.stopflag import StopFlag
 from commune_vision.valkey import EmbeddedValkey
-from core.config import AppConfig
+from core.bus import EventBus
+from core.config import AppConfig, load_config
+from core.errors import ConfigError
+from core.storage.config_store import ConfigStore
 from core.storage.db import make_engine
 from core.storage.migrate import upgrade
 
@@ -42,14 +47,17 @@ class _Child:
 
 
 class Supervisor:
-    def __init__(self, config: AppConfig) -> None:
+    def __init__(self, config: AppConfig, config_path: Path | None = None) -> None:
         self.config = config
+        self.config_path = config_path
         self._ctx = mp.get_context("spawn")
         self.stop_event = StopFlag(self._ctx)
         self._children: list[_Child] = []
         self._valkey: EmbeddedValkey | None = None
         self.redis_url = ""
         self._stopping = False
+        self._reload_requested = False
+        self._pid_file: Path | None = None
 
     def start(self) -> None:
         cfg = self.config
@@ -61,7 +69,14 @@ class Supervisor:
             self.redis_url = self._valkey.start()
         engine = make_engine(cfg.storage.resolved_database_url)
         upgrade(engine)
-        engine.dispose()
+        self._store = ConfigStore(engine)
+        self._sync_cameras_from_file()
+        latest = self._store.latest()
+        if latest is not None:
+            # The newest version runs: API edits survive a restart with an unchanged file.
+            cfg = self.config = cfg.model_copy(update={"cameras": latest.cameras})
+        self._pid_file = cfg.storage.data_dir / "commune-vision.pid"
+        self._pid_file.write_text(str(os.getpid()))
 
         frames_q = self._ctx.Queue(maxsize=cfg.detector.queue_size)
         results_q = self._ctx.Queue(maxsize=1024)
@@ -70,12 +85,42 @@ class Supervisor:
         self._children = [
             _Child("cv-store", processes.store_main, (cfg, events_q, stop, self.redis_url)),
             _Child("cv-api", processes.api_main, (cfg, self.redis_url, stop)),
-            _Child("cv-analytics", processes.analytics_main, (cfg, results_q, events_q, stop)),
+            _Child(
+                "cv-analytics",
+                processes.analytics_main,
+                (cfg, results_q, events_q, stop, self.redis_url),
+            ),
             _Child("cv-detector", processes.detector_main, (cfg, frames_q, results_q, stop)),
             _Child("cv-ingest", processes.ingest_main, (cfg, frames_q, stop, self.redis_url)),
         ]
         for child in self._children:
             self._spawn(child)
+
+    def _sync_cameras_from_file(self) -> int | None:
+        if self.config_path is None:
+            return None
+        text = self.config_path.read_text(encoding="utf-8")
+        cameras = load_config(self.config_path).cameras
+        version = self._store.sync_from_file(cameras, text, str(self.config_path))
+        if version is not None:
+            log.info("camera config version %d imported from %s", version, self.config_path)
+        return version
+
+    def reload(self) -> None:
+        """SIGHUP: import the YAML file again; running stages follow a new version."""
+        try:
+            version = self._sync_cameras_from_file()
+        except ConfigError as exc:
+            log.error("config reload refused, nothing changed:\n%s", exc)
+            return
+        if version is None:
+            log.info("config reload: cameras unchanged")
+            return
+        bus = EventBus(self.redis_url)
+        try:
+            bus.notify_config(version)
+        finally:
+            bus.close()
 
     def _spawn(self, child: _Child) -> None:
         child.process = self._ctx.Process(target=child.target, args=child.args, name=child.name)
@@ -107,9 +152,16 @@ class Supervisor:
             log.info("signal %s: stopping", signal.Signals(signum).name)
             self._stopping = True
 
+        def on_hup(_signum: int, _frame: FrameType | None) -> None:
+            self._reload_requested = True
+
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGHUP, on_hup)
         while not self._stopping:
+            if self._reload_requested:
+                self._reload_requested = False
+                self.reload()
             self.watch_once()
             time.sleep(0.5)
         self.stop()
@@ -134,4 +186,6 @@ class Supervisor:
         if self._valkey is not None:
             self._valkey.stop()
             self._valkey = None
+        if self._pid_file is not None:
+            self._pid_file.unlink(missing_ok=True)
         log.info("stopped")

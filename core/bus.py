@@ -16,8 +16,12 @@ from core.errors import BusError
 log = logging.getLogger(__name__)
 
 INCIDENT_STREAM = "cv:incidents"
+EVENT_STREAM = "cv:events"  # system events: camera state changes, disk pressure, …
 HEALTH_HASH = "cv:health"
+STATS_HASH = "cv:stats"  # per-stage counters for /metrics
+CONFIG_CHANNEL = "cv:config"  # "a new camera config version is live"
 INCIDENT_STREAM_MAXLEN = 100_000
+EVENT_STREAM_MAXLEN = 10_000
 
 
 def encode_event(kind: str, payload: dict[str, Any]) -> dict[str, str]:
@@ -48,6 +52,29 @@ class EventBus:
             raise BusError(f"cannot publish to {INCIDENT_STREAM}: {exc}") from exc
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
+    def publish_event(self, kind: str, payload: dict[str, Any]) -> None:
+        try:
+            self._client.xadd(
+                EVENT_STREAM,
+                encode_event(kind, payload),  # type: ignore[arg-type]
+                maxlen=EVENT_STREAM_MAXLEN,
+                approximate=True,
+            )
+        except redis.RedisError as exc:
+            log.warning("event %s not published: %s", kind, exc)
+
+    def publish_stats(self, stage: str, stats: dict[str, Any]) -> None:
+        try:
+            self._client.hset(STATS_HASH, stage, json.dumps(stats, separators=(",", ":")))
+        except redis.RedisError as exc:
+            log.warning("stats of %s not published: %s", stage, exc)
+
+    def notify_config(self, version_id: int) -> None:
+        self._client.publish(CONFIG_CHANNEL, str(version_id))
+
+    def config_listener(self) -> ConfigListener:
+        return ConfigListener(self._client)
+
     def publish_health(self, health: dict[str, dict[str, Any]]) -> None:
         if not health:
             return
@@ -63,3 +90,27 @@ class EventBus:
 
     def close(self) -> None:
         self._client.close()
+
+
+class ConfigListener:
+    """Tells a pipeline process that a new camera config version is live."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        self._pubsub.subscribe(CONFIG_CHANNEL)
+
+    def poll(self, timeout_s: float = 0.0) -> int | None:
+        """The newest version announced since the last poll, or None."""
+        newest: int | None = None
+        try:
+            message = self._pubsub.get_message(timeout=timeout_s)
+            while message is not None:
+                if message.get("type") == "message":
+                    newest = int(message["data"])
+                message = self._pubsub.get_message(timeout=0.0)
+        except (redis.RedisError, ValueError) as exc:
+            log.warning("config notifications: %s", exc)
+        return newest
+
+    def close(self) -> None:
+        self._pubsub.close()

@@ -94,7 +94,16 @@ RuleConfig = Annotated[IntrusionRule, Field(discriminator="type")]
 class CameraConfig(StrictModel):
     id: str = Field(pattern=_ID_PATTERN)
     name: str = ""
-    url: str = Field(min_length=1, description="rtsp://…, http(s)://…, or a local video file")
+    url: str = Field(
+        min_length=1, description="detect stream: rtsp://…, rtmp://…, http(s)://…, or a file"
+    )
+    record_url: str | None = Field(
+        None, description="main stream to record, when the detect URL is a substream"
+    )
+    transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport")
+    stall_timeout_s: float = Field(
+        10.0, ge=1.0, le=120.0, description="open/read timeout; no packets this long = stalled"
+    )
     loop: bool = Field(True, description="local files: loop at the end, for demos and tests")
     enabled: bool = True
     detect: DetectSettings = DetectSettings()

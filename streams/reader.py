@@ -1,7 +1,9 @@
-"""One camera: open, demux, decode at the detect rate into the shared-memory ring.
+"""One camera stream: open, demux once, fan packets out, decode at the detect rate.
 
-A reader never blocks on the consumer: ``publish`` returns False when the
-detector queue is full and the frame is counted as dropped.
+A reader never blocks on its consumers: ``publish`` returns False when the
+detector queue is full and the frame is counted as dropped.  Every failure is
+classified (``streams.classify``) into a health state and a retry delay;
+nothing a camera does can end the thread.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any, Protocol
 
 import av
 import av.error
@@ -22,16 +26,34 @@ from core.config import CameraConfig
 from core.frames import FrameRing
 from core.redact import redact_url
 from core.types import CameraHealth, CameraState, FrameRef
+from streams.classify import classify
 from streams.pacing import FilePacer, RateSelector, WallClockMapper
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[FrameRef], bool]
+StateListener = Callable[[str, CameraState, CameraState, str | None], None]
 
-OPEN_TIMEOUT_S = 10.0
-READ_TIMEOUT_S = 10.0
-BACKOFF_START_S = 1.0
-BACKOFF_MAX_S = 30.0
+
+class PacketSink(Protocol):
+    """Receives every demuxed video packet (the recorder remuxes them, never decodes)."""
+
+    def on_packet(self, camera_id: str, packet: Any, capture_ts: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    start_s: float = 1.0
+    max_s: float = 5.0  # a camera back from a power cut is online again within seconds
+    slow_s: float = 60.0  # wrong password, unknown host: configuration problems
+
+    def next(self, current_s: float) -> float:
+        return min(current_s * 2, self.max_s)
+
+    @staticmethod
+    def jitter(delay_s: float) -> float:
+        # ±20 % so 29 cameras behind one router do not reconnect in lockstep.
+        return delay_s * random.uniform(0.8, 1.2)
 
 
 def detect_size(src_w: int, src_h: int, width: int, height: int | None) -> tuple[int, int]:
@@ -43,21 +65,36 @@ def detect_size(src_w: int, src_h: int, width: int, height: int | None) -> tuple
     return w - w % 2, h - h % 2
 
 
-class _Fps:
-    """Frames per second over a sliding window of about two seconds."""
+class FpsMeter:
+    """Events per second over a window of about two seconds."""
 
-    def __init__(self) -> None:
+    def __init__(self, window_s: float = 2.0) -> None:
+        self._window_s = window_s
         self._count = 0
         self._since = time.monotonic()
         self.value = 0.0
 
     def tick(self) -> None:
         self._count += 1
+        self.roll()
+
+    def roll(self) -> None:
         elapsed = time.monotonic() - self._since
-        if elapsed >= 2.0:
+        if elapsed >= self._window_s:
             self.value = self._count / elapsed
             self._count = 0
             self._since = time.monotonic()
+
+    def reset(self) -> None:
+        self._count = 0
+        self._since = time.monotonic()
+        self.value = 0.0
+
+
+def open_options(camera: CameraConfig) -> dict[str, str]:
+    if camera.url.startswith(("rtsp://", "rtsps://")):
+        return {"rtsp_transport": camera.transport, "rtsp_flags": "prefer_tcp"}
+    return {}
 
 
 class CameraReader:
@@ -66,42 +103,48 @@ class CameraReader:
         camera: CameraConfig,
         publish: Publish,
         stop: threading.Event,
-        health: CameraHealth | None = None,
+        on_state: StateListener | None = None,
+        packet_sinks: Sequence[PacketSink] = (),
+        backoff: Backoff | None = None,
     ) -> None:
         self.camera = camera
         self._publish = publish
         self._stop = stop
-        self.health = health or CameraHealth(camera_id=camera.id)
+        self._on_state = on_state
+        self._sinks = list(packet_sinks)
+        self._backoff = backoff or Backoff()
+        self.health = CameraHealth(camera_id=camera.id)
         self._ring: FrameRing | None = None
         self._selector = RateSelector(camera.detect.fps)
-        self._input_fps = _Fps()
-        self._decoded_fps = _Fps()
+        self._input_fps = FpsMeter()
+        self._decoded_fps = FpsMeter()
+        self.last_packet_monotonic = time.monotonic()
         self._safe_url = redact_url(camera.url)
 
     # -- lifecycle -----------------------------------------------------------
     def run(self) -> None:
-        backoff_s = BACKOFF_START_S
+        delay_s = self._backoff.start_s
+        # The state stays as the last failure while retrying, so a dead camera
+        # produces one `offline` event, not an offline/connecting pair per retry.
         while not self._stop.is_set():
-            self._set_state(CameraState.CONNECTING)
+            was_online = False
             try:
-                self._session()
-                backoff_s = BACKOFF_START_S
-            except av.error.HTTPUnauthorizedError as exc:
-                self._fail(CameraState.AUTH_FAILED, exc)
-                backoff_s = BACKOFF_MAX_S  # wrong password: do not hammer the camera
-            except (av.error.FileNotFoundError, av.error.HTTPNotFoundError) as exc:
-                self._fail(CameraState.NOT_FOUND, exc)
-            except (av.error.FFmpegError, OSError) as exc:
-                self._fail(CameraState.OFFLINE, exc)
+                was_online = self._session()
+                if self._stop.is_set():
+                    break
+                raise av.error.EOFError(0, "end of stream")
             except Exception as exc:
-                log.exception("camera %s: unexpected error", self.camera.id)
-                self._fail(CameraState.ERROR, exc)
-            if self._stop.is_set():
-                break
+                if self._stop.is_set():
+                    break
+                was_online = was_online or self.health.state == CameraState.ONLINE
+                failure = classify(exc, self.camera.url, was_online)
+                self._set_state(failure.state, failure.message)
+                if was_online:
+                    delay_s = self._backoff.start_s
+                wait_s = self._backoff.slow_s if failure.slow_retry else delay_s
+                delay_s = self._backoff.next(delay_s)
             self.health.reconnects += 1
-            delay_s = backoff_s * random.uniform(0.8, 1.2)
-            backoff_s = min(backoff_s * 2, BACKOFF_MAX_S)
-            self._stop.wait(delay_s)
+            self._stop.wait(Backoff.jitter(wait_s))
         self.close()
 
     def close(self) -> None:
@@ -109,35 +152,57 @@ class CameraReader:
             self._ring.close()
             self._ring = None
 
+    def check_stall(self, now_monotonic: float) -> None:
+        """Called by the manager's watchdog: no packets for the stall timeout is `stalled`.
+
+        The blocked read also times out and reconnects; this makes the state true
+        while it is still waiting.
+        """
+        self._input_fps.roll()
+        self._decoded_fps.roll()
+        self._refresh_fps()
+        idle_s = now_monotonic - self.last_packet_monotonic
+        if self.health.state == CameraState.ONLINE and idle_s > self.camera.stall_timeout_s:
+            self._set_state(CameraState.STALLED, f"no packets for {idle_s:.0f} s")
+
     # -- one connection ------------------------------------------------------
-    def _session(self) -> None:
-        options = {"rtsp_transport": "tcp"} if self.camera.url.startswith("rtsp") else {}
+    def _session(self) -> bool:
+        """Read until the stream ends or stop; returns whether frames were delivered."""
         source = str(self.camera.file_path) if self.camera.is_file else self.camera.url
         pacer = FilePacer() if self.camera.is_file else None
         mapper = WallClockMapper()
+        timeout = (self.camera.stall_timeout_s, self.camera.stall_timeout_s)
+        delivered = False
         while not self._stop.is_set():
-            with av.open(
-                source, options=options, timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S)
-            ) as container:
+            with av.open(source, options=open_options(self.camera), timeout=timeout) as container:
                 stream = container.streams.video[0]
-                last_pts_s = self._decode_all(container, stream, pacer, mapper)
+                self.last_packet_monotonic = time.monotonic()
+                last_pts_s, got = self._demux(container, stream, pacer, mapper)
+                delivered = delivered or got
             if pacer is None or not self.camera.loop:
-                raise av.error.EOFError(0, "end of stream")
+                return delivered
             frame_s = float(1 / stream.average_rate) if stream.average_rate else 0.04
             pacer.loop_offset_s += last_pts_s + frame_s
+        return delivered
 
-    def _decode_all(
+    def _demux(
         self,
-        container: av.container.InputContainer,
-        stream: av.video.stream.VideoStream,
+        container: Any,
+        stream: Any,
         pacer: FilePacer | None,
         mapper: WallClockMapper,
-    ) -> float:
+    ) -> tuple[float, bool]:
         time_base = stream.time_base or Fraction(1, 90000)
         last_pts_s = 0.0
+        delivered = False
         for packet in container.demux(stream):
             if self._stop.is_set():
                 break
+            self.last_packet_monotonic = time.monotonic()
+            if packet.pts is not None and self._sinks:
+                packet_ts = mapper.capture_ts(float(packet.pts * time_base))
+                for sink in self._sinks:
+                    sink.on_packet(self.camera.id, packet, packet_ts)
             for frame in packet.decode():
                 if frame.pts is None:
                     continue
@@ -147,14 +212,15 @@ class CameraReader:
                     due_s = pacer.due_wall_s(pts_s)
                     wait_s = due_s - time.time()
                     if wait_s > 0 and self._stop.wait(wait_s):
-                        return last_pts_s
+                        return last_pts_s, delivered
                     capture_ts = due_s
                 else:
                     capture_ts = mapper.capture_ts(pts_s)
                 self._input_fps.tick()
                 if self._selector.take(capture_ts):
                     self._deliver(frame, capture_ts)
-        return last_pts_s
+                    delivered = True
+        return last_pts_s, delivered
 
     def _deliver(self, frame: av.VideoFrame, capture_ts: float) -> None:
         # Colour conversion only for frames that go to the detector.
@@ -178,26 +244,44 @@ class CameraReader:
         self._decoded_fps.tick()
         health = self.health
         health.last_frame_ts = capture_ts
-        health.state = CameraState.ONLINE
-        health.last_error = None
+        if health.state != CameraState.ONLINE:
+            self._set_state(CameraState.ONLINE, None)
         if not self._publish(ref):
             health.frames_dropped += 1
-        health.input_fps = round(self._input_fps.value, 2)
-        health.decoded_fps = round(self._decoded_fps.value, 2)
-        health.updated_ts = time.time()
+        self._refresh_fps()
 
     # -- health --------------------------------------------------------------
-    def _set_state(self, state: CameraState) -> None:
-        if self.health.state != state:
-            log.info("camera %s: %s -> %s", self.camera.id, self.health.state.value, state.value)
-        self.health.state = state
+    def _refresh_fps(self) -> None:
+        self.health.input_fps = round(self._input_fps.value, 2)
+        self.health.decoded_fps = round(self._decoded_fps.value, 2)
         self.health.updated_ts = time.time()
 
-    def _fail(self, state: CameraState, exc: BaseException) -> None:
-        message = redact_url(str(exc)) or type(exc).__name__
-        if self.health.state != state or self.health.last_error != message:
-            log.warning("camera %s (%s): %s", self.camera.id, self._safe_url, message)
-        self.health.last_error = message
-        self.health.decoded_fps = 0.0
-        self.health.input_fps = 0.0
-        self._set_state(state)
+    def _set_state(self, state: CameraState, error: str | None) -> None:
+        health = self.health
+        old = health.state
+        if error is not None:
+            health.last_error = error
+        if old == state:
+            return
+        health.state = state
+        health.updated_ts = time.time()
+        if state != CameraState.ONLINE:
+            self._input_fps.reset()
+            self._decoded_fps.reset()
+            self._refresh_fps()
+        level = (
+            logging.INFO
+            if state in (CameraState.ONLINE, CameraState.CONNECTING)
+            else logging.WARNING
+        )
+        log.log(
+            level,
+            "camera %s (%s): %s -> %s%s",
+            self.camera.id,
+            self._safe_url,
+            old.value,
+            state.value,
+            f": {error}" if error else "",
+        )
+        if self._on_state is not None:
+            self._on_state(self.camera.id, old, state, error)

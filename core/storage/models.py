@@ -57,3 +57,21 @@ def incident_columns() -> tuple[str, ...]:
 
 def row_dict(row: IncidentRow) -> dict[str, Any]:
     return {c: getattr(row, c) for c in _COLUMNS}
+
+
+class CameraConfigVersion(Base):
+    """One version of the live camera configuration (cameras, zones, rules).
+
+    The YAML file seeds it; API edits add versions; the pipeline follows the
+    newest.  ``source_hash`` is the hash of the YAML file a version was imported
+    from, so an unchanged file does not overwrite edits made through the API.
+    """
+
+    __tablename__ = "camera_config_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    created_ts: Mapped[float] = mapped_column(Float)
+    author: Mapped[str] = mapped_column(String(128))
+    comment: Mapped[str] = mapped_column(String(512))
+    source_hash: Mapped[str | None] = mapped_column(String(64))
+    cameras: Mapped[list[dict[str, Any]]] = mapped_column(JSON)

@@ -1,0 +1,73 @@
+"""Prometheus metrics. Camera health is data in Redis; this renders it on each
+scrape into a fresh registry of our own (no global registry, no import-time metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from api.deps import get_redis
+from core.bus import HEALTH_HASH
+from core.types import CameraState
+
+router = APIRouter(tags=["ops"])
+
+
+class CameraHealthCollector(Collector):
+    def __init__(self, health: list[dict[str, Any]], now_ts: float) -> None:
+        self._health = health
+        self._now_ts = now_ts
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        up = GaugeMetricFamily(
+            "cv_camera_up", "1 when the camera delivers frames", labels=["camera"]
+        )
+        state = GaugeMetricFamily(
+            "cv_camera_state", "1 for the camera's current state", labels=["camera", "state"]
+        )
+        input_fps = GaugeMetricFamily(
+            "cv_camera_input_fps", "frames/s from the stream", labels=["camera"]
+        )
+        decoded_fps = GaugeMetricFamily(
+            "cv_camera_decoded_fps", "frames/s sent to the detector", labels=["camera"]
+        )
+        age = GaugeMetricFamily(
+            "cv_camera_last_frame_age_seconds", "seconds since the last frame", labels=["camera"]
+        )
+        dropped = CounterMetricFamily(
+            "cv_camera_frames_dropped",
+            "frames dropped because the detector queue was full",
+            labels=["camera"],
+        )
+        reconnects = CounterMetricFamily(
+            "cv_camera_reconnects", "reconnect attempts", labels=["camera"]
+        )
+        for h in self._health:
+            cam = str(h["camera_id"])
+            up.add_metric([cam], 1.0 if h["state"] == CameraState.ONLINE.value else 0.0)
+            for s in CameraState:
+                state.add_metric([cam, s.value], 1.0 if h["state"] == s.value else 0.0)
+            input_fps.add_metric([cam], float(h["input_fps"]))
+            decoded_fps.add_metric([cam], float(h["decoded_fps"]))
+            if h.get("last_frame_ts") is not None:
+                age.add_metric([cam], max(0.0, self._now_ts - float(h["last_frame_ts"])))
+            dropped.add_metric([cam], float(h["frames_dropped"]))
+            reconnects.add_metric([cam], float(h["reconnects"]))
+        yield from (up, state, input_fps, decoded_fps, age, dropped, reconnects)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(client: Annotated[aioredis.Redis, Depends(get_redis)]) -> Response:
+    raw = await client.hgetall(HEALTH_HASH)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(CameraHealthCollector([json.loads(v) for v in raw.values()], time.time()))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
