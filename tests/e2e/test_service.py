@@ -10,9 +10,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import httpx
@@ -157,3 +158,37 @@ def test_sigterm_stops_every_child_and_valkey(service: Service) -> None:
     _assert_all_gone(children)
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{service.base}/healthz", timeout=2)
+
+
+def _wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def test_camera_added_and_removed_at_run_time(service: Service, video) -> None:  # type: ignore[no-untyped-def]
+    base = service.base
+
+    def health(camera_id: str) -> dict[str, Any] | None:
+        r = httpx.get(f"{base}/api/cameras/{camera_id}/health")
+        return r.json() if r.status_code == 200 else None
+
+    _wait_for(lambda: (health("campus") or {}).get("decoded_fps", 0) > 0, 20, "campus online")
+    reconnects_before = health("campus")["reconnects"]  # type: ignore[index]
+
+    new = {"id": "street", "url": str(video("street_parking_ipcam_day.mp4")), "detect": {"fps": 5}}
+    assert httpx.post(f"{base}/api/cameras", json=new).status_code == 201
+    _wait_for(lambda: (health("street") or {}).get("state") == "online", 15, "street online")
+
+    assert httpx.delete(f"{base}/api/cameras/street").status_code == 204
+    _wait_for(lambda: health("street") is None, 15, "street removed from health")
+
+    campus = health("campus")
+    assert campus is not None and campus["state"] == "online"
+    assert campus["reconnects"] == reconnects_before  # the other camera was never restarted
+    events = httpx.get(f"{base}/api/events", params={"camera_id": "street"}).json()
+    assert any(e["data"]["to"] == "online" for e in events)
+    assert service.stop(signal.SIGINT) == 0
