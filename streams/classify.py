@@ -36,8 +36,20 @@ def _host_resolves(url: str) -> bool:
     return True
 
 
-def classify(exc: BaseException, url: str, was_online: bool) -> Failure:
-    """``was_online``: the session had delivered frames before it failed."""
+_NO_DATA = (
+    av.error.ExitError,
+    av.error.TimeoutError,
+    av.error.InvalidDataError,
+    av.error.EOFError,
+    TimeoutError,
+)
+
+
+def classify(exc: BaseException, url: str, was_online: bool, timed_out: bool = False) -> Failure:
+    """``was_online``: the session had delivered frames before it failed.
+    ``timed_out``: the attempt lasted about as long as the open/read timeout
+    (FFmpeg reports an interrupted RTSP handshake as invalid data).
+    """
     text = redact_url(str(exc)) or type(exc).__name__
     if isinstance(exc, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError):
         return Failure(
@@ -51,7 +63,9 @@ def classify(exc: BaseException, url: str, was_online: bool) -> Failure:
             f"stream path not found ({text}); check the path part of the camera URL",
             slow_retry=True,
         )
-    if isinstance(exc, av.error.ExitError | TimeoutError | av.error.TimeoutError):
+    if isinstance(exc, av.error.ExitError | TimeoutError | av.error.TimeoutError) or (
+        timed_out and isinstance(exc, _NO_DATA)
+    ):
         # Our timeout fired: the camera accepted the connection but sent nothing.
         return Failure(
             CameraState.STALLED,

@@ -6,27 +6,45 @@ import time
 
 
 class RateSelector:
-    """Pick frames at ``fps`` from a stream of timestamps, without bursts after a gap."""
+    """Pick frames at ``fps`` from a stream of timestamps, like FFmpeg's fps filter.
+
+    Output slots are due every ``1/fps`` seconds; the frame nearest each slot is
+    taken (a frame is accepted up to half a source frame early).  Slots advance
+    by exactly one interval, so the long-run rate is ``fps`` even when the
+    source is 10.04 fps or jittery; after a gap the schedule restarts from now
+    instead of catching up with a burst.
+    """
 
     def __init__(self, fps: float) -> None:
         self.interval_s = 1.0 / fps
         self._next_due_s: float | None = None
+        self._last_t_s: float | None = None
+        self._source_dt_s = 0.0  # running estimate of the source frame interval
 
     def take(self, t_s: float) -> bool:
-        # 1 ms tolerance so 30 fps -> 5 fps picks every 6th frame despite float error.
-        if self._next_due_s is None or t_s + 1e-3 >= self._next_due_s:
-            nxt = (self._next_due_s or t_s) + self.interval_s
-            # After a gap, restart from now instead of catching up with a burst.
-            self._next_due_s = nxt if nxt > t_s else t_s + self.interval_s
-            return True
-        return False
+        dt = t_s - self._last_t_s if self._last_t_s is not None else 0.0
+        if 0.0 < dt < 1.0:  # gaps say nothing about the source frame rate
+            self._source_dt_s = (
+                dt if self._source_dt_s == 0.0 else 0.9 * self._source_dt_s + 0.1 * dt
+            )
+        self._last_t_s = t_s
+        early_s = min(self._source_dt_s / 2, self.interval_s / 2) + 1e-6
+        if self._next_due_s is not None and t_s < self._next_due_s - early_s:
+            return False
+        scheduled = (self._next_due_s or t_s) + self.interval_s
+        # More than a slot behind (a gap in the stream): restart the schedule.
+        self._next_due_s = scheduled if scheduled >= t_s else t_s + self.interval_s
+        return True
 
 
 class WallClockMapper:
     """Map stream presentation time to wall-clock capture time.
 
-    Anchored on the first frame; re-anchored when the two drift apart by more
-    than ``max_skew_s`` (a camera that restarted its clock, or a file that looped).
+    The offset (wall - PTS) follows the least-delayed frame seen: frames that
+    arrive in a burst (a server flushing its buffer, a network hiccup) are
+    stamped no later than their arrival, never in the future.  A jump the other
+    way (PTS reset by a camera reboot, or frames consistently late by more than
+    ``max_skew_s``) re-anchors on the current frame.
     """
 
     def __init__(self, max_skew_s: float = 2.0) -> None:
@@ -35,8 +53,13 @@ class WallClockMapper:
 
     def capture_ts(self, pts_s: float, now_s: float | None = None) -> float:
         now = time.time() if now_s is None else now_s
-        if self._offset_s is None or abs(pts_s + self._offset_s - now) > self.max_skew_s:
-            self._offset_s = now - pts_s
+        candidate = now - pts_s
+        if (
+            self._offset_s is None
+            or candidate < self._offset_s
+            or candidate - self._offset_s > self.max_skew_s
+        ):
+            self._offset_s = candidate
         return pts_s + self._offset_s
 
 

@@ -128,6 +128,7 @@ class CameraReader:
         # produces one `offline` event, not an offline/connecting pair per retry.
         while not self._stop.is_set():
             was_online = False
+            attempt_started = time.monotonic()
             try:
                 was_online = self._session()
                 if self._stop.is_set():
@@ -137,7 +138,11 @@ class CameraReader:
                 if self._stop.is_set():
                     break
                 was_online = was_online or self.health.state == CameraState.ONLINE
-                failure = classify(exc, self.camera.url, was_online)
+                elapsed_s = time.monotonic() - self.last_packet_monotonic
+                if not was_online:
+                    elapsed_s = time.monotonic() - attempt_started
+                timed_out = elapsed_s >= 0.8 * self.camera.stall_timeout_s
+                failure = classify(exc, self.camera.url, was_online, timed_out)
                 self._set_state(failure.state, failure.message)
                 if was_online:
                     delay_s = self._backoff.start_s
