@@ -37,7 +37,8 @@ check: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.demo_cpu
+	$(BIN)/python -m benchmarks.demo_cpu --measure-s 30
+	$(BIN)/python -m benchmarks.decode --cameras 1 8 29 --window-s 15
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache data

@@ -53,6 +53,8 @@ class CameraHealthOut(BaseModel):
     last_frame_ts: float | None
     input_fps: float
     decoded_fps: float
+    frames_decoded: int = 0
+    frames_delivered: int = 0
     frames_dropped: int
     reconnects: int
     last_error: str | None

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import signal
 import subprocess
 import sys
@@ -28,9 +26,7 @@ from typing import Any
 import httpx
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-LEDGER = ROOT / "docs" / "performance.md"
-RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.common import ROOT, append_ledger_row, machine, write_result
 
 
 def _tree_cpu_s(root: psutil.Process) -> dict[int, tuple[str, float]]:
@@ -127,29 +123,6 @@ def measure_bare_model(seconds: float = 10.0) -> dict[str, float]:
     return {"images_per_s": round(n / elapsed, 1), "ms_per_image": round(1000 * elapsed / n, 2)}
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -165,29 +138,24 @@ def main() -> None:
     detect_rate = sum(service["decoded_fps_per_camera"].values())
     result = {
         "benchmark": "demo_cpu",
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "commit": _commit(),
-        "machine": {"cores": os.cpu_count(), "cpu": _cpu_model()},
+        **machine(),
         "backend": "openvino yolo11n-int8 640x640 cpu",
         "service": service,
         "bare_model": bare,
         "detector_load_vs_bare_capacity": round(detect_rate / bare["images_per_s"], 3),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"demo_cpu-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(result, indent=2))
+    out = write_result("demo_cpu", result)
     print(json.dumps(result, indent=2))
+    print(f"wrote {out}")
     if not args.no_ledger:
         load = result["detector_load_vs_bare_capacity"]
-        row = (
-            f"| {result['date']} | {result['commit']} | {os.cpu_count()}× {_cpu_model()} | "
-            f"demo_cpu | {service['cameras']} cams, detect {detect_rate:.1f} fps total | "
-            f"{service['cores_total']:.2f} cores | bare model {bare['ms_per_image']} ms/img "
-            f"({bare['images_per_s']} img/s); detector load {load:.2f} of bare capacity |\n"
+        append_ledger_row(
+            "demo_cpu",
+            f"{service['cameras']} cams, detect {detect_rate:.1f} fps total",
+            f"{service['cores_total']:.2f} cores",
+            f"bare model {bare['ms_per_image']} ms/img ({bare['images_per_s']} img/s); "
+            f"detector load {load:.2f} of bare capacity",
         )
-        with LEDGER.open("a", encoding="utf-8") as fh:
-            fh.write(row)
-        print(f"ledger row appended to {LEDGER}")
 
 
 if __name__ == "__main__":

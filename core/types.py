@@ -120,7 +120,9 @@ class CameraHealth:
     last_frame_ts: float | None = None
     input_fps: float = 0.0
     decoded_fps: float = 0.0
-    frames_dropped: int = 0
+    frames_decoded: int = 0  # every frame decoded from the stream
+    frames_delivered: int = 0  # frames sent on to the detector (at the detect fps)
+    frames_dropped: int = 0  # frames the detector queue had no room for
     reconnects: int = 0
     last_error: str | None = None
     updated_ts: float = field(default_factory=time.time)

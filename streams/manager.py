@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import cv2
+
 from core.config import CameraConfig
 from core.types import CameraState
 from streams.reader import Backoff, CameraReader, PacketSink, Publish, StateListener
@@ -43,6 +45,9 @@ class CameraManager:
         self._backoff = backoff
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
+        # Parallelism comes from a thread per camera; OpenCV's own worker pool on
+        # top only spins and contends for the same cores on small frames.
+        cv2.setNumThreads(1)
 
     @property
     def camera_ids(self) -> list[str]:

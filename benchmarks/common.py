@@ -1,0 +1,70 @@
+"""What every benchmark shares: machine facts, result files, the ledger."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+LEDGER = ROOT / "docs" / "performance.md"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def assets_dir() -> Path:
+    path = Path(os.environ.get("COMMUNE_VISION_ASSETS", ROOT.parent / "shared" / "assets"))
+    if not (path / "videos").is_dir():
+        raise SystemExit(f"test assets not found at {path}; set COMMUNE_VISION_ASSETS")
+    os.environ["COMMUNE_VISION_ASSETS"] = str(path.resolve())
+    return path.resolve()
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "commit": commit(),
+        "machine": {"cores": os.cpu_count(), "cpu": cpu_model()},
+    }
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(result, indent=2))
+    return out
+
+
+def append_ledger_row(benchmark: str, load: str, cpu: str, reference: str) -> None:
+    row = (
+        f"| {time.strftime('%Y-%m-%d %H:%M')} | {commit()} | {os.cpu_count()}× {cpu_model()} | "
+        f"{benchmark} | {load} | {cpu} | {reference} |\n"
+    )
+    with LEDGER.open("a", encoding="utf-8") as fh:
+        fh.write(row)
