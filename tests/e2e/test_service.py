@@ -53,12 +53,8 @@ class Service:
         return self.proc.wait(timeout=45)
 
 
-def _start(tmp_path: Path, clip: Path) -> Service:
-    port = _free_port()
-    config = tmp_path / "e2e.yaml"
-    config.write_text(
-        f"""
-cameras:
+def campus_camera(clip: Path | str) -> str:
+    return f"""
   - id: campus
     url: {clip}
     detect: {{fps: 5}}
@@ -67,6 +63,16 @@ cameras:
         points: [[0.0, 0.36], [0.6, 0.34], [1.0, 0.40], [1.0, 0.85], [0.7, 0.68], [0.0, 0.50]]
     rules:
       - {{type: intrusion, name: walkway-people, zone: walkway, classes: [person]}}
+"""
+
+
+def start_service(tmp_path: Path, cameras_yaml: str) -> Service:
+    port = _free_port()
+    config = tmp_path / "e2e.yaml"
+    config.write_text(
+        f"""
+cameras:
+{cameras_yaml}
 detector: {{max_batch: 2}}
 storage: {{data_dir: {tmp_path / "data"}}}
 server: {{port: {port}}}
@@ -94,14 +100,18 @@ server: {{port: {port}}}
     pytest.fail(f"service not healthy after {STARTUP_TIMEOUT_S}s:\n{service.log()}")
 
 
-@pytest.fixture()
-def service(tmp_path: Path, video) -> Iterator[Service]:  # type: ignore[no-untyped-def]
-    svc = _start(tmp_path, video("pets2009_vtest_480x360.mp4"))
-    yield svc
+def kill_service(svc: Service) -> None:
     if svc.proc.poll() is None:
         for child in svc.descendants():
             child.kill()
         svc.proc.kill()
+
+
+@pytest.fixture()
+def service(tmp_path: Path, video) -> Iterator[Service]:  # type: ignore[no-untyped-def]
+    svc = start_service(tmp_path, campus_camera(video("pets2009_vtest_480x360.mp4")))
+    yield svc
+    kill_service(svc)
 
 
 def _assert_all_gone(processes: list[psutil.Process]) -> None:
@@ -160,7 +170,7 @@ def test_sigterm_stops_every_child_and_valkey(service: Service) -> None:
         httpx.get(f"{service.base}/healthz", timeout=2)
 
 
-def _wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
@@ -176,15 +186,15 @@ def test_camera_added_and_removed_at_run_time(service: Service, video) -> None: 
         r = httpx.get(f"{base}/api/cameras/{camera_id}/health")
         return r.json() if r.status_code == 200 else None
 
-    _wait_for(lambda: (health("campus") or {}).get("decoded_fps", 0) > 0, 20, "campus online")
+    wait_for(lambda: (health("campus") or {}).get("decoded_fps", 0) > 0, 20, "campus online")
     reconnects_before = health("campus")["reconnects"]  # type: ignore[index]
 
     new = {"id": "street", "url": str(video("street_parking_ipcam_day.mp4")), "detect": {"fps": 5}}
     assert httpx.post(f"{base}/api/cameras", json=new).status_code == 201
-    _wait_for(lambda: (health("street") or {}).get("state") == "online", 15, "street online")
+    wait_for(lambda: (health("street") or {}).get("state") == "online", 15, "street online")
 
     assert httpx.delete(f"{base}/api/cameras/street").status_code == 204
-    _wait_for(lambda: health("street") is None, 15, "street removed from health")
+    wait_for(lambda: health("street") is None, 15, "street removed from health")
 
     campus = health("campus")
     assert campus is not None and campus["state"] == "online"
