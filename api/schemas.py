@@ -55,6 +55,7 @@ class CameraHealthOut(BaseModel):
     decoded_fps: float
     frames_decoded: int = 0
     frames_delivered: int = 0
+    frames_skipped: int = 0
     frames_dropped: int
     reconnects: int
     last_error: str | None

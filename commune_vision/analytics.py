@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 EmitEvent = Callable[[IncidentEvent], None]
 _DOMAIN_CLASS_IDS = np.array(sorted(COCO_TO_DOMAIN), np.int32)
+MOVING_SPEED = 0.02  # image widths per second: slower than this is standing still
+MOVING_HOLD_S = 3.0  # covers the ~1 s publish and ~1 s poll of the activity board
 
 
 class CameraAnalytics:
@@ -35,23 +37,53 @@ class CameraAnalytics:
         self.camera = camera
         self._frames = frames
         self._emit = emit
-        self.tracker = ObjectTracker(fps=camera.detect.fps)
+        # A stationary object is only seen at each motion-gate refresh: the tracker
+        # must remember it for longer than the refresh interval to keep its id.
+        refresh_s = camera.motion.refresh_s if camera.motion.enabled else 0.0
+        self.tracker = ObjectTracker(fps=camera.detect.fps, lost_track_s=max(2.0, 1.5 * refresh_s))
         self.zones = {z.name: PixelZone(z.name, list(z.points)) for z in camera.zones}
         self.rules = [IntrusionRule(rule, self.zones[rule.zone]) for rule in camera.rules]
         self._open: dict[tuple[str, int], str] = {}
         self.snapshots_missing = 0
+        self._last_centre: dict[int, tuple[float, float, float]] = {}
+        self.moving_until_ts = 0.0
 
     def on_detections(self, ref: FrameRef, detections: Detections) -> None:
         # Only classes the domain knows reach the tracker: chairs and cups are noise here.
         relevant = detections.select(np.isin(detections.class_id, _DOMAIN_CLASS_IDS))
         tracked = self.tracker.update(relevant, ref.capture_ts)
         live = self.tracker.live_track_ids()
+        if self._any_moving(tracked, ref.capture_ts, ref.width, live):
+            self.moving_until_ts = ref.capture_ts + MOVING_HOLD_S
         for rule in self.rules:
             for event in rule.update(tracked, ref.capture_ts, ref.width, ref.height, live):
                 if event.kind == "opened":
                     self._opened(rule, event, ref)
                 else:
                     self._closed(event)
+
+    def _any_moving(self, tracked: Detections, ts: float, width: int, live: set[int]) -> bool:
+        """Whether a confirmed track moved faster than ``MOVING_SPEED`` widths per second.
+
+        Reported to the motion gate, so a slow walker below its pixel threshold
+        keeps being detected; parked cars are not "moving" and wait for refreshes.
+        """
+        moving = False
+        centres = (tracked.xyxy[:, 0] + tracked.xyxy[:, 2]) * 0.5
+        middles = (tracked.xyxy[:, 1] + tracked.xyxy[:, 3]) * 0.5
+        for tid, cx, cy in zip(
+            tracked.tracker_id.tolist(), centres.tolist(), middles.tolist(), strict=True
+        ):
+            if tid < 0:
+                continue
+            last = self._last_centre.get(tid)
+            if last is not None and ts > last[0]:
+                speed = ((cx - last[1]) ** 2 + (cy - last[2]) ** 2) ** 0.5 / (ts - last[0])
+                moving = moving or speed > MOVING_SPEED * width
+            self._last_centre[tid] = (ts, cx, cy)
+        for tid in [t for t in self._last_centre if t not in live]:
+            del self._last_centre[tid]
+        return moving
 
     def _opened(self, rule: IntrusionRule, event: RuleEvent, ref: FrameRef) -> None:
         incident_id = new_incident_id(event.start_ts)

@@ -102,7 +102,14 @@ def ingest_main(config: AppConfig, frames_q: Any, stop: StopFlag, redis_url: str
             }
         )
 
-    manager = CameraManager(lambda ref: _put_or_drop(frames_q, ref), on_state)
+    from commune_vision.gating import ActivityBoard, gate_for
+
+    activity = ActivityBoard()
+    manager = CameraManager(
+        lambda ref: _put_or_drop(frames_q, ref),
+        on_state,
+        gate_factory=lambda camera: gate_for(camera, activity),
+    )
     manager.apply(config.cameras)
     new_cameras = _follow_config(config.storage.resolved_database_url, bus.config_listener())
     while not stop.wait(HEALTH_PUBLISH_S):
@@ -111,6 +118,7 @@ def ingest_main(config: AppConfig, frames_q: Any, stop: StopFlag, redis_url: str
             _added, _changed, removed = manager.apply(cameras)
             bus.remove_health(removed)
         manager.watchdog()
+        activity.update(bus.read_activity())
         bus.publish_health(manager.health())
         while not changes.empty():
             bus.publish_event("camera_state", changes.get())
@@ -118,7 +126,9 @@ def ingest_main(config: AppConfig, frames_q: Any, stop: StopFlag, redis_url: str
     bus.close()
 
 
-def detector_main(config: AppConfig, frames_q: Any, results_q: Any, stop: StopFlag) -> None:
+def detector_main(
+    config: AppConfig, frames_q: Any, results_q: Any, stop: StopFlag, redis_url: str
+) -> None:
     setup_child(stop)
     from models.registry import resolve_model
     from vision.detector.backend import create_backend
@@ -131,15 +141,17 @@ def detector_main(config: AppConfig, frames_q: Any, results_q: Any, stop: StopFl
     )
     detector = Detector(backend, cfg.confidence_threshold, cfg.iou_threshold)
     frames = FrameReader()
-    dropped = 0
+    bus = EventBus(redis_url)
 
     def sink(ref: FrameRef, dets: object) -> None:
-        nonlocal dropped
-        if not _put_or_drop(results_q, (ref, dets)):
-            dropped += 1
+        # Analytics drains results in a tight loop; blocking here is back-pressure.
+        results_q.put((ref, dets))
 
-    service = DetectorService(detector, frames, frames_q, sink, cfg.max_wait_ms)
-    service.run(stop)
+    service = DetectorService(
+        detector, frames, sink, cfg.max_wait_ms, cfg.per_camera_queue, cfg.per_camera_batch
+    )
+    service.run(frames_q, stop, lambda stats: bus.publish_stats("detector", stats.to_json_dict()))
+    bus.close()
     frames.close()
 
 
@@ -177,6 +189,9 @@ def analytics_main(
             cameras = new_cameras()
             if cameras is not None:
                 analytics = build(cameras, analytics)
+            bus.publish_activity(
+                {i: a.moving_until_ts for i, a in analytics.items() if a.moving_until_ts}
+            )
         try:
             ref, dets = results_q.get(timeout=0.2)
         except queue.Empty:

@@ -90,7 +90,11 @@ class Supervisor:
                 processes.analytics_main,
                 (cfg, results_q, events_q, stop, self.redis_url),
             ),
-            _Child("cv-detector", processes.detector_main, (cfg, frames_q, results_q, stop)),
+            _Child(
+                "cv-detector",
+                processes.detector_main,
+                (cfg, frames_q, results_q, stop, self.redis_url),
+            ),
             _Child("cv-ingest", processes.ingest_main, (cfg, frames_q, stop, self.redis_url)),
         ]
         for child in self._children:

@@ -20,6 +20,7 @@ EVENT_STREAM = "cv:events"  # system events: camera state changes, disk pressure
 HEALTH_HASH = "cv:health"
 STATS_HASH = "cv:stats"  # per-stage counters for /metrics
 CONFIG_CHANNEL = "cv:config"  # "a new camera config version is live"
+ACTIVITY_HASH = "cv:activity"  # camera -> capture time until which it has moving tracks
 INCIDENT_STREAM_MAXLEN = 100_000
 EVENT_STREAM_MAXLEN = 10_000
 
@@ -68,6 +69,22 @@ class EventBus:
             self._client.hset(STATS_HASH, stage, json.dumps(stats, separators=(",", ":")))
         except redis.RedisError as exc:
             log.warning("stats of %s not published: %s", stage, exc)
+
+    def publish_activity(self, until_ts: dict[str, float]) -> None:
+        if not until_ts:
+            return
+        try:
+            self._client.hset(ACTIVITY_HASH, mapping={k: repr(v) for k, v in until_ts.items()})
+        except redis.RedisError as exc:
+            log.warning("activity not published: %s", exc)
+
+    def read_activity(self) -> dict[str, float]:
+        try:
+            raw = self._client.hgetall(ACTIVITY_HASH)
+        except redis.RedisError as exc:
+            log.warning("activity not read: %s", exc)
+            return {}
+        return {k.decode(): float(v) for k, v in raw.items()}  # type: ignore[union-attr]
 
     def notify_config(self, version_id: int) -> None:
         self._client.publish(CONFIG_CHANNEL, str(version_id))

@@ -49,6 +49,20 @@ class DetectSettings(StrictModel):
     ring_slots: int = Field(16, ge=4, le=256, description="frames kept in shared memory")
 
 
+class MotionSettings(StrictModel):
+    """The motion gate: frames with nothing moving skip the detector."""
+
+    enabled: bool = True
+    threshold: int = Field(25, ge=1, le=255, description="grey-level change that counts")
+    min_area: float = Field(
+        0.001, gt=0.0, le=1.0, description="smallest moving region, share of image"
+    )
+    refresh_s: float = Field(
+        3.0, gt=0.0, le=600.0, description="detect anyway this often: keeps parked cars tracked"
+    )
+    hold_s: float = Field(2.0, ge=0.0, le=60.0, description="keep detecting this long after motion")
+
+
 class ZoneConfig(StrictModel):
     """A named polygon in normalised image coordinates (0..1, origin top-left)."""
 
@@ -107,6 +121,7 @@ class CameraConfig(StrictModel):
     loop: bool = Field(True, description="local files: loop at the end, for demos and tests")
     enabled: bool = True
     detect: DetectSettings = DetectSettings()
+    motion: MotionSettings = MotionSettings()
     zones: list[ZoneConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     pre_roll_s: float = Field(5.0, ge=0.0, le=120.0)
@@ -156,7 +171,13 @@ class DetectorConfig(StrictModel):
     iou_threshold: float = Field(0.45, gt=0.0, le=1.0)
     max_batch: int = Field(8, ge=1, le=64)
     max_wait_ms: float = Field(5.0, ge=0.0, le=1000.0)
-    queue_size: int = Field(64, ge=1, le=4096)
+    queue_size: int = Field(
+        256, ge=1, le=4096, description="frames in flight from ingest to the detector"
+    )
+    per_camera_queue: int = Field(
+        4, ge=1, le=64, description="frames waiting per camera; beyond, the oldest is dropped"
+    )
+    per_camera_batch: int = Field(2, ge=1, le=64, description="frames of one camera per batch")
 
     @field_validator("input_hw")
     @classmethod

@@ -122,6 +122,7 @@ class CameraHealth:
     decoded_fps: float = 0.0
     frames_decoded: int = 0  # every frame decoded from the stream
     frames_delivered: int = 0  # frames sent on to the detector (at the detect fps)
+    frames_skipped: int = 0  # detect-rate frames the motion gate held back
     frames_dropped: int = 0  # frames the detector queue had no room for
     reconnects: int = 0
     last_error: str | None = None

@@ -17,7 +17,14 @@ import cv2
 
 from core.config import CameraConfig
 from core.types import CameraState
-from streams.reader import Backoff, CameraReader, PacketSink, Publish, StateListener
+from streams.reader import (
+    Backoff,
+    CameraReader,
+    FrameGate,
+    PacketSink,
+    Publish,
+    StateListener,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +45,10 @@ class CameraManager:
         on_state: StateListener | None = None,
         packet_sinks: Callable[[CameraConfig], list[PacketSink]] | None = None,
         backoff: Backoff | None = None,
+        gate_factory: Callable[[CameraConfig], FrameGate | None] | None = None,
     ) -> None:
         self._publish = publish
+        self._gate_factory = gate_factory
         self._on_state = on_state
         self._packet_sinks = packet_sinks
         self._backoff = backoff
@@ -83,7 +92,10 @@ class CameraManager:
     def _start_one(self, camera: CameraConfig) -> None:
         stop = threading.Event()
         sinks = self._packet_sinks(camera) if self._packet_sinks else []
-        reader = CameraReader(camera, self._publish, stop, self._on_state, sinks, self._backoff)
+        gate = self._gate_factory(camera) if self._gate_factory else None
+        reader = CameraReader(
+            camera, self._publish, stop, self._on_state, sinks, self._backoff, gate
+        )
         thread = threading.Thread(target=reader.run, name=f"cam-{camera.id}", daemon=True)
         with self._lock:
             self._running[camera.id] = _Running(reader, thread, stop)

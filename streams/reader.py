@@ -35,6 +35,12 @@ Publish = Callable[[FrameRef], bool]
 StateListener = Callable[[str, CameraState, CameraState, str | None], None]
 
 
+class FrameGate(Protocol):
+    """Decides, from the luma plane alone, whether a frame is worth detecting."""
+
+    def admit(self, luma: np.ndarray, capture_ts: float) -> bool: ...
+
+
 class PacketSink(Protocol):
     """Receives every demuxed video packet (the recorder remuxes them, never decodes)."""
 
@@ -92,6 +98,18 @@ class FpsMeter:
 
 
 _I420 = frozenset({"yuv420p", "yuvj420p"})
+_PLANAR_LUMA = _I420 | {"yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "gray"}
+
+
+def luma(frame: av.VideoFrame) -> np.ndarray:
+    """The Y plane as a (height, width) view, without conversion where possible."""
+    if frame.format.name in _PLANAR_LUMA:
+        plane: Any = frame.planes[0]
+        rows = np.frombuffer(memoryview(plane), np.uint8).reshape(frame.height, plane.line_size)
+        view: np.ndarray = rows[:, : frame.width]
+        return view
+    grey: np.ndarray = frame.to_ndarray(format="gray")
+    return grey
 
 
 def to_bgr(frame: av.VideoFrame, dst: np.ndarray | None = None) -> np.ndarray:
@@ -125,8 +143,10 @@ class CameraReader:
         on_state: StateListener | None = None,
         packet_sinks: Sequence[PacketSink] = (),
         backoff: Backoff | None = None,
+        gate: FrameGate | None = None,
     ) -> None:
         self.camera = camera
+        self._gate = gate
         self._publish = publish
         self._stop = stop
         self._on_state = on_state
@@ -242,9 +262,15 @@ class CameraReader:
                     capture_ts = mapper.capture_ts(pts_s)
                 self._input_fps.tick()
                 self.health.frames_decoded += 1
-                if self._selector.take(capture_ts):
-                    self._deliver(frame, capture_ts)
-                    delivered = True
+                if not self._selector.take(capture_ts):
+                    continue
+                if self._gate is not None and not self._gate.admit(luma(frame), capture_ts):
+                    # Nothing moving: no colour conversion, no detector time.
+                    self.health.frames_skipped += 1
+                    self._mark_alive(capture_ts)
+                    continue
+                self._deliver(frame, capture_ts)
+                delivered = True
         return last_pts_s, delivered
 
     def _deliver(self, frame: av.VideoFrame, capture_ts: float) -> None:
@@ -265,11 +291,8 @@ class CameraReader:
         else:
             cv2.resize(to_bgr(frame), (width, height), dst=slot, interpolation=cv2.INTER_AREA)
         ref = ring.commit(capture_ts)
-        self._decoded_fps.tick()
+        self._mark_alive(capture_ts)
         health = self.health
-        health.last_frame_ts = capture_ts
-        if health.state != CameraState.ONLINE:
-            self._set_state(CameraState.ONLINE, None)
         if self._publish(ref):
             health.frames_delivered += 1
         else:
@@ -277,6 +300,13 @@ class CameraReader:
         self._refresh_fps()
 
     # -- health --------------------------------------------------------------
+    def _mark_alive(self, capture_ts: float) -> None:
+        """A frame at the detect rate was decoded (sent on or skipped by the gate)."""
+        self._decoded_fps.tick()
+        self.health.last_frame_ts = capture_ts
+        if self.health.state != CameraState.ONLINE:
+            self._set_state(CameraState.ONLINE, None)
+
     def _refresh_fps(self) -> None:
         self.health.input_fps = round(self._input_fps.value, 2)
         self.health.decoded_fps = round(self._decoded_fps.value, 2)

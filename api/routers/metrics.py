@@ -12,11 +12,15 @@ from typing import Annotated, Any
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from api.deps import get_redis
-from core.bus import HEALTH_HASH
+from core.bus import HEALTH_HASH, STATS_HASH
 from core.types import CameraState
 
 router = APIRouter(tags=["ops"])
@@ -65,9 +69,71 @@ class CameraHealthCollector(Collector):
         yield from (up, state, input_fps, decoded_fps, age, dropped, reconnects)
 
 
+def _histogram(
+    name: str, doc: str, data: dict[str, Any], scale: float = 1.0
+) -> HistogramMetricFamily:
+    """From ``{"buckets": [...], "counts": [... +Inf], "total": x}`` (per-bucket counts)."""
+    cumulative, buckets = 0, []
+    for bound, count in zip([*data["buckets"], float("inf")], data["counts"], strict=True):
+        cumulative += int(count)
+        buckets.append(("+Inf" if bound == float("inf") else str(bound * scale), cumulative))
+    return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=float(data["total"]) * scale)
+
+
+class DetectorCollector(Collector):
+    def __init__(self, stats: dict[str, Any]) -> None:
+        self._s = stats
+
+    def collect(self) -> Iterator[Any]:
+        s = self._s
+        for name, key, doc in (
+            ("cv_detector_frames_in", "frames_in", "frames received by the detector"),
+            ("cv_detector_frames_detected", "frames_detected", "frames run through the model"),
+            ("cv_detector_frames_stale", "frames_stale", "frames overwritten before their turn"),
+            ("cv_detector_batches", "batches", "model calls"),
+        ):
+            yield CounterMetricFamily(name, doc, value=float(s[key]))
+        max_batch = max(1, int(s["max_batch"]))
+        sizes = [int(c) for c in s["batch_sizes"]]
+        fill = CounterMetricFamily(
+            "cv_detector_batch_size", "batches by number of frames", labels=["size"]
+        )
+        for size, count in enumerate(sizes):
+            if size:
+                fill.add_metric([str(size)], float(count))
+        yield fill
+        filled = sum(size * count for size, count in enumerate(sizes))
+        yield GaugeMetricFamily(
+            "cv_detector_batch_fill_ratio",
+            "mean batch size ÷ max_batch",
+            value=filled / max(1, sum(sizes[1:])) / max_batch,
+        )
+        yield _histogram(
+            "cv_detector_inference_seconds", "model time per batch", s["infer_ms"], 0.001
+        )
+        yield _histogram(
+            "cv_detector_queue_wait_seconds", "capture to batch start", s["queue_wait_ms"], 0.001
+        )
+        for name, key, doc in (
+            ("cv_detector_frames_detected_by_camera", "detected_per_camera", "frames detected"),
+            (
+                "cv_detector_frames_dropped_by_camera",
+                "dropped_per_camera",
+                "oldest frames dropped because the camera's detector queue was full",
+            ),
+        ):
+            family = CounterMetricFamily(name, doc, labels=["camera"])
+            for camera, value in sorted(s[key].items()):
+                family.add_metric([camera], float(value))
+            yield family
+
+
 @router.get("/metrics", response_class=Response)
 async def metrics(client: Annotated[aioredis.Redis, Depends(get_redis)]) -> Response:
     raw = await client.hgetall(HEALTH_HASH)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(CameraHealthCollector([json.loads(v) for v in raw.values()], time.time()))
+    detector = await client.hget(STATS_HASH, "detector")
+    if detector is not None:
+        registry.register(DetectorCollector(json.loads(detector)))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

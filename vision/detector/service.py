@@ -1,17 +1,19 @@
-"""One detector for all cameras: dynamic batching by size and wait time.
+"""One detector for all cameras: fair dynamic batching, bounded per-camera queues.
 
-A batch closes when it holds ``max_batch`` frames or ``max_wait_ms`` has passed
-since its first frame arrived, whichever comes first (Savant/Triton policy).
-Frames whose ring slot was overwritten while they waited are dropped and counted.
+A receiver thread moves ``FrameRef``s from the inter-process queue into
+per-camera queues (``CameraQueues``), so the process queue never fills while
+the model runs.  The main loop takes fair batches, letterboxes straight from
+shared memory into the batch buffer and runs the backend.  Frames whose ring
+slot was overwritten while they waited are dropped and counted as stale.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.frames import FrameReader
@@ -19,29 +21,17 @@ from core.types import FrameRef, StopSignal
 from vision.detections import Detections
 from vision.detector.detector import Detector
 from vision.detector.prepost import Letterbox
+from vision.detector.queues import CameraQueues
+from vision.detector.stats import DetectorStats
 
 log = logging.getLogger(__name__)
 
 ResultSink = Callable[[FrameRef, Detections], None]
+StatsSink = Callable[[DetectorStats], None]
 
 
 class RefSource(Protocol):
     def get(self, block: bool = True, timeout: float | None = None) -> FrameRef: ...
-
-
-@dataclass(slots=True)
-class DetectorStats:
-    frames_in: int = 0
-    frames_detected: int = 0
-    frames_stale: int = 0
-    batches: int = 0
-    infer_s_total: float = 0.0
-    queue_wait_s_total: float = 0.0
-    per_camera_detected: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def mean_batch(self) -> float:
-        return self.frames_detected / self.batches if self.batches else 0.0
 
 
 class DetectorService:
@@ -49,39 +39,31 @@ class DetectorService:
         self,
         detector: Detector,
         frames: FrameReader,
-        source: RefSource,
         sink: ResultSink,
         max_wait_ms: float,
+        per_camera_queue: int = 4,
+        per_camera_batch: int = 2,
     ) -> None:
         self._detector = detector
         self._frames = frames
-        self._source = source
         self._sink = sink
         self._max_wait_s = max_wait_ms / 1000.0
-        self.stats = DetectorStats()
+        self._per_camera_batch = per_camera_batch
+        self.queues = CameraQueues(per_camera_queue)
+        self.stats = DetectorStats(max_batch=detector.max_batch)
+
+    def submit(self, ref: FrameRef) -> None:
+        self.stats.frames_in += 1
+        self.queues.put(ref)
 
     def next_batch(self, idle_timeout_s: float = 0.2) -> list[FrameRef]:
-        try:
-            first = self._source.get(timeout=idle_timeout_s)
-        except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self._max_wait_s
-        while len(batch) < self._detector.max_batch:
-            remaining = deadline - time.monotonic()
-            try:
-                if remaining > 0:
-                    batch.append(self._source.get(timeout=remaining))
-                else:
-                    batch.append(self._source.get(block=False))
-            except queue.Empty:
-                break
-        return batch
+        return self.queues.take_batch(
+            self._detector.max_batch, self._per_camera_batch, self._max_wait_s, idle_timeout_s
+        )
 
     def process(self, batch: list[FrameRef]) -> int:
         """Detect one batch and hand each result to the sink; returns frames detected."""
         stats = self.stats
-        stats.frames_in += len(batch)
         now = time.time()
         kept: list[FrameRef] = []
         boxes: list[Letterbox] = []
@@ -94,37 +76,48 @@ class DetectorService:
             if not self._frames.still_valid(ref):
                 stats.frames_stale += 1  # overwritten while we letterboxed it
                 continue
-            stats.queue_wait_s_total += max(0.0, now - ref.capture_ts)
+            stats.queue_wait_ms.observe(max(0.0, now - ref.capture_ts) * 1000.0)
             kept.append(ref)
             boxes.append(box)
         if not kept:
             return 0
         started = time.perf_counter()
         results = self._detector.run(boxes)
-        stats.infer_s_total += time.perf_counter() - started
+        stats.infer_ms.observe((time.perf_counter() - started) * 1000.0)
         stats.batches += 1
+        stats.batch_sizes[len(kept)] += 1
         stats.frames_detected += len(kept)
         for ref, dets in zip(kept, results, strict=True):
-            stats.per_camera_detected[ref.camera_id] = (
-                stats.per_camera_detected.get(ref.camera_id, 0) + 1
-            )
+            per_camera = stats.detected_per_camera
+            per_camera[ref.camera_id] = per_camera.get(ref.camera_id, 0) + 1
             self._sink(ref, dets)
         return len(kept)
 
-    def run(self, stop: StopSignal, log_every_s: float = 30.0) -> None:
-        last_log = time.monotonic()
+    def run(
+        self,
+        source: RefSource,
+        stop: StopSignal,
+        publish_stats: StatsSink | None = None,
+        publish_every_s: float = 1.0,
+    ) -> None:
+        receiver = threading.Thread(
+            target=self._receive, args=(source, stop), name="detector-receive", daemon=True
+        )
+        receiver.start()
+        next_publish = time.monotonic() + publish_every_s
         while not stop.is_set():
             batch = self.next_batch()
             if batch:
                 self.process(batch)
-            if time.monotonic() - last_log >= log_every_s:
-                last_log = time.monotonic()
-                s = self.stats
-                log.info(
-                    "detector: %d frames in, %d detected, %d stale, mean batch %.2f, %.1f ms/batch",
-                    s.frames_in,
-                    s.frames_detected,
-                    s.frames_stale,
-                    s.mean_batch,
-                    1000 * s.infer_s_total / max(1, s.batches),
-                )
+            if publish_stats is not None and time.monotonic() >= next_publish:
+                next_publish = time.monotonic() + publish_every_s
+                self.stats.dropped_per_camera = dict(self.queues.dropped)
+                publish_stats(self.stats)
+        receiver.join(timeout=2)
+
+    def _receive(self, source: RefSource, stop: StopSignal) -> None:
+        while not stop.is_set():
+            try:
+                self.submit(source.get(timeout=0.2))
+            except queue.Empty:
+                continue

@@ -1,0 +1,64 @@
+"""Per-camera detector queues: drop the oldest, serve cameras fairly, close batches on time."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from core.types import FrameRef
+from vision.detector.queues import CameraQueues
+
+
+def _ref(camera: str, seq: int) -> FrameRef:
+    return FrameRef(camera, "shm", seq % 4, seq, 36, 64, 1000.0 + seq)
+
+
+def test_full_camera_queue_drops_its_oldest_frame() -> None:
+    queues = CameraQueues(per_camera_capacity=3)
+    for seq in range(5):
+        queues.put(_ref("busy", seq))
+    queues.put(_ref("quiet", 0))
+    assert queues.dropped == {"busy": 2}
+    batch = queues.take_batch(max_batch=8, per_camera=8, max_wait_s=0.0, idle_timeout_s=0.1)
+    assert [(r.camera_id, r.seq) for r in batch] == [
+        ("busy", 2),
+        ("busy", 3),
+        ("busy", 4),
+        ("quiet", 0),
+    ]
+
+
+def test_no_camera_starves_and_each_is_capped_per_batch() -> None:
+    queues = CameraQueues(per_camera_capacity=16)
+    for seq in range(16):
+        queues.put(_ref("busy", seq))
+    for cam in ("a", "b", "c"):
+        queues.put(_ref(cam, 0))
+    first = queues.take_batch(max_batch=4, per_camera=2, max_wait_s=0.0, idle_timeout_s=0.1)
+    assert [r.camera_id for r in first] == ["busy", "busy", "a", "b"]
+    second = queues.take_batch(max_batch=4, per_camera=2, max_wait_s=0.0, idle_timeout_s=0.1)
+    # "c" waited: it is served before "busy" comes round again.
+    assert second[0].camera_id == "c"
+
+
+def test_batch_closes_when_full_or_after_max_wait() -> None:
+    queues = CameraQueues(per_camera_capacity=8)
+    queues.put(_ref("a", 0))
+    started = time.monotonic()
+    batch = queues.take_batch(max_batch=4, per_camera=4, max_wait_s=0.05, idle_timeout_s=1.0)
+    waited = time.monotonic() - started
+    assert len(batch) == 1 and 0.04 <= waited < 0.5
+
+    def feed() -> None:
+        for seq in range(1, 4):
+            time.sleep(0.01)
+            queues.put(_ref(f"cam{seq}", seq))
+
+    queues.put(_ref("a", 1))
+    threading.Thread(target=feed).start()
+    batch = queues.take_batch(max_batch=4, per_camera=4, max_wait_s=2.0, idle_timeout_s=1.0)
+    assert len(batch) == 4  # closed as soon as it was full, long before 2 s
+
+
+def test_idle_returns_empty() -> None:
+    assert CameraQueues(4).take_batch(4, 2, 0.01, idle_timeout_s=0.05) == []

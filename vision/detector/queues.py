@@ -1,0 +1,74 @@
+"""Per-camera frame queues in front of the detector, and a fair batch policy.
+
+- Each camera has its own bounded queue; when it is full the **oldest** frame
+  of that camera is dropped and counted (the newest is the one worth detecting).
+- A batch takes at most ``per_camera`` frames from one camera and starts each
+  round after the camera served last, so a busy camera cannot starve a quiet one.
+- A batch closes at ``max_batch`` frames or ``max_wait_s`` after its first frame.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+
+from core.types import FrameRef
+
+
+class CameraQueues:
+    def __init__(self, per_camera_capacity: int) -> None:
+        self._capacity = per_camera_capacity
+        self._queues: OrderedDict[str, deque[FrameRef]] = OrderedDict()
+        self._cond = threading.Condition()
+        self._size = 0
+        self.dropped: dict[str, int] = {}
+
+    def put(self, ref: FrameRef) -> None:
+        with self._cond:
+            q = self._queues.get(ref.camera_id)
+            if q is None:
+                q = self._queues[ref.camera_id] = deque()
+            if len(q) >= self._capacity:
+                q.popleft()
+                self._size -= 1
+                self.dropped[ref.camera_id] = self.dropped.get(ref.camera_id, 0) + 1
+            q.append(ref)
+            self._size += 1
+            self._cond.notify()
+
+    def __len__(self) -> int:
+        return self._size
+
+    def take_batch(
+        self, max_batch: int, per_camera: int, max_wait_s: float, idle_timeout_s: float
+    ) -> list[FrameRef]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._size > 0, timeout=idle_timeout_s):
+                return []
+            deadline = time.monotonic() + max_wait_s
+            while self._fillable(per_camera) < max_batch:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return self._take(max_batch, per_camera)
+
+    def _fillable(self, per_camera: int) -> int:
+        return sum(min(len(q), per_camera) for q in self._queues.values())
+
+    def _take(self, max_batch: int, per_camera: int) -> list[FrameRef]:
+        batch: list[FrameRef] = []
+        served: list[str] = []
+        for camera_id, q in list(self._queues.items()):
+            if len(batch) >= max_batch:
+                break
+            if not q:
+                continue
+            for _ in range(min(per_camera, len(q), max_batch - len(batch))):
+                batch.append(q.popleft())
+            served.append(camera_id)
+        for camera_id in served:  # served cameras go to the back of the line
+            self._queues.move_to_end(camera_id)
+        self._size -= len(batch)
+        return batch
