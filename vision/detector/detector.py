@@ -32,6 +32,10 @@ class Detector:
         """Letterbox ``image_bgr`` into slot ``index`` of the batch buffer."""
         return letterbox_into(image_bgr, self._batch[index])
 
+    def infer_prepared(self, count: int) -> npt.NDArray[np.float32]:
+        """The raw network output for the first ``count`` prepared slots (benchmarks)."""
+        return self.backend.infer(self._batch[:count])
+
     def run(self, boxes: Sequence[Letterbox]) -> list[Detections]:
         """Infer the first ``len(boxes)`` prepared slots."""
         if not boxes:

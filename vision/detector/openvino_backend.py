@@ -84,8 +84,7 @@ class OpenVinoBackend:
         if compiled is None:
             model = core.read_model(str(_model_file(model_path)))
             if _try_reshape(model, ov.PartialShape([1, 3, height, width])):
-                hint = "THROUGHPUT" if max_batch > 1 else "LATENCY"
-                compiled = self._compile_checked(core, model, ov_device, hint, 1)
+                compiled = self._compile_checked(core, model, ov_device, "LATENCY", 1)
         if compiled is None:
             raise DetectorError(
                 f"detector.input_hw: the model {model_path.name} does not accept "
@@ -93,12 +92,8 @@ class OpenVinoBackend:
                 "model's size or re-export it with dynamic=True"
             )
         self._request = compiled.create_infer_request()
-        self._queue: ov.AsyncInferQueue | None = None
         self._outputs: npt.NDArray[np.float32] | None = None
         if not self.dynamic_batch and max_batch > 1:
-            jobs = min(max_batch, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-            self._queue = ov.AsyncInferQueue(compiled, jobs)
-            self._queue.set_callback(self._collect)
             shape = compiled.output(0).get_shape()
             self._outputs = np.empty((max_batch, shape[1], shape[2]), np.float32)
         log.info(
@@ -108,7 +103,7 @@ class OpenVinoBackend:
             height,
             width,
             max_batch,
-            "dynamic batch" if self.dynamic_batch else "parallel requests",
+            "dynamic batch" if self.dynamic_batch else "one image at a time",
         )
 
     def _compile_checked(
@@ -127,17 +122,12 @@ class OpenVinoBackend:
             return None
         return compiled
 
-    def _collect(self, request: ov.InferRequest, index: int) -> None:
-        assert self._outputs is not None
-        self._outputs[index] = request.get_output_tensor(0).data[0]
-
     def infer(self, batch_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        if self._queue is None or len(batch_bgr) == 1:
+        if self._outputs is None or len(batch_bgr) == 1:
             self._request.infer({0: batch_bgr}, share_inputs=True)
             out: npt.NDArray[np.float32] = self._request.get_output_tensor(0).data
             return out
-        assert self._outputs is not None
         for index in range(len(batch_bgr)):
-            self._queue.start_async({0: batch_bgr[index : index + 1]}, index, share_inputs=True)
-        self._queue.wait_all()
+            self._request.infer({0: batch_bgr[index : index + 1]}, share_inputs=True)
+            self._outputs[index] = self._request.get_output_tensor(0).data[0]
         return self._outputs[: len(batch_bgr)]

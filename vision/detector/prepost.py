@@ -35,7 +35,11 @@ def letterbox_into(image_bgr: npt.NDArray[np.uint8], dst_bgr: npt.NDArray[np.uin
     new_w, new_h = round(src_w * scale), round(src_h * scale)
     pad_x = (dst_w - new_w) // 2
     pad_y = (dst_h - new_h) // 2
-    dst_bgr[...] = PAD_VALUE
+    # Paint only the borders: the image area is overwritten anyway.
+    dst_bgr[:pad_y] = PAD_VALUE
+    dst_bgr[pad_y + new_h :] = PAD_VALUE
+    dst_bgr[pad_y : pad_y + new_h, :pad_x] = PAD_VALUE
+    dst_bgr[pad_y : pad_y + new_h, pad_x + new_w :] = PAD_VALUE
     target = dst_bgr[pad_y : pad_y + new_h, pad_x : pad_x + new_w]
     if (new_w, new_h) == (src_w, src_h):
         target[...] = image_bgr
