@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from core.config import CameraConfig
+from core.config import IntrusionRule as IntrusionConfig
 from core.frames import FrameReader
 from core.types import (
     FrameRef,
@@ -27,30 +28,69 @@ from vision.tracking import ObjectTracker
 log = logging.getLogger(__name__)
 
 EmitEvent = Callable[[IncidentEvent], None]
-_DOMAIN_CLASS_IDS = np.array(sorted(COCO_TO_DOMAIN), np.int32)
 MOVING_SPEED = 0.02  # image widths per second: slower than this is standing still
 MOVING_HOLD_S = 3.0  # covers the ~1 s publish and ~1 s poll of the activity board
 
 
 class CameraAnalytics:
     def __init__(self, camera: CameraConfig, frames: FrameReader, emit: EmitEvent) -> None:
-        self.camera = camera
         self._frames = frames
         self._emit = emit
         # A stationary object is only seen at each motion-gate refresh: the tracker
         # must remember it for longer than the refresh interval to keep its id.
         refresh_s = camera.motion.refresh_s if camera.motion.enabled else 0.0
         self.tracker = ObjectTracker(fps=camera.detect.fps, lost_track_s=max(2.0, 1.5 * refresh_s))
-        self.zones = {z.name: PixelZone(z.name, list(z.points)) for z in camera.zones}
-        self.rules = [IntrusionRule(rule, self.zones[rule.zone]) for rule in camera.rules]
+        self.zones: dict[str, PixelZone] = {}
+        self.rules: list[IntrusionRule] = []
+        self._thresholds = np.zeros((0, 3), np.float32)
+        self.reconfigure(camera)
         self._open: dict[tuple[str, int], str] = {}
         self.snapshots_missing = 0
         self._last_centre: dict[int, tuple[float, float, float]] = {}
         self.moving_until_ts = 0.0
 
+    def reconfigure(self, camera: CameraConfig) -> None:
+        """Apply new zones, rules and thresholds live; the tracker and its ids stay.
+
+        Rules whose configuration is unchanged keep their per-track state.
+        """
+        self.camera = camera
+        self.zones = {z.name: PixelZone(z.name, list(z.points)) for z in camera.zones}
+
+        def key(rule: IntrusionConfig, zone: PixelZone) -> str:
+            return rule.model_dump_json() + repr(zone.points_norm.tolist())
+
+        kept = {key(rule.config, rule.zone): rule for rule in self.rules}
+        self.rules = [
+            kept.get(key(cfg, self.zones[cfg.zone])) or IntrusionRule(cfg, self.zones[cfg.zone])
+            for cfg in camera.rules
+        ]
+        # (COCO class, min confidence, min area share) per domain class, for one vector op.
+        rows = []
+        for class_id, label in COCO_TO_DOMAIN.items():
+            limits = camera.filters.get(label)  # type: ignore[call-overload]
+            rows.append(
+                (
+                    class_id,
+                    limits.min_confidence if limits else 0.0,
+                    limits.min_area if limits else 0.0,
+                )
+            )
+        self._thresholds = np.array(rows, np.float32)
+
+    def _filter(self, detections: Detections, width: int, height: int) -> Detections:
+        """Domain classes only (chairs and cups are noise here), above per-class limits."""
+        match = detections.class_id[:, None] == self._thresholds[None, :, 0].astype(np.int32)
+        known = match.any(axis=1)
+        row = match.argmax(axis=1)
+        min_conf = self._thresholds[row, 1]
+        min_area = self._thresholds[row, 2] * (width * height)
+        wh = detections.xyxy[:, 2:] - detections.xyxy[:, :2]
+        keep = known & (detections.confidence >= min_conf) & (wh[:, 0] * wh[:, 1] >= min_area)
+        return detections.select(keep)
+
     def on_detections(self, ref: FrameRef, detections: Detections) -> None:
-        # Only classes the domain knows reach the tracker: chairs and cups are noise here.
-        relevant = detections.select(np.isin(detections.class_id, _DOMAIN_CLASS_IDS))
+        relevant = self._filter(detections, ref.width, ref.height)
         tracked = self.tracker.update(relevant, ref.capture_ts)
         live = self.tracker.live_track_ids()
         if self._any_moving(tracked, ref.capture_ts, ref.width, live):

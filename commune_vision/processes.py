@@ -171,14 +171,19 @@ def analytics_main(
     def build(
         cameras: list[CameraConfig], keep: dict[str, CameraAnalytics]
     ) -> dict[str, CameraAnalytics]:
-        # Unchanged cameras keep their tracker and rule state.
-        return {
-            c.id: keep[c.id]
-            if c.id in keep and keep[c.id].camera == c
-            else CameraAnalytics(c, frames, emit)
-            for c in cameras
-            if c.enabled
-        }
+        # Cameras whose stream settings are unchanged keep their tracker and ids;
+        # new zones, rules and thresholds apply to them live.
+        out: dict[str, CameraAnalytics] = {}
+        for c in cameras:
+            if not c.enabled:
+                continue
+            old = keep.get(c.id)
+            if old is not None and old.camera.stream_settings() == c.stream_settings():
+                old.reconfigure(c)
+                out[c.id] = old
+            else:
+                out[c.id] = CameraAnalytics(c, frames, emit)
+        return out
 
     analytics = build(config.cameras, {})
     new_cameras = _follow_config(config.storage.resolved_database_url, bus.config_listener())

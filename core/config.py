@@ -63,6 +63,15 @@ class MotionSettings(StrictModel):
     hold_s: float = Field(2.0, ge=0.0, le=60.0, description="keep detecting this long after motion")
 
 
+class ClassFilter(StrictModel):
+    """Per-class detection thresholds for one camera (applied before tracking)."""
+
+    min_confidence: float = Field(0.25, ge=0.0, le=1.0)
+    min_area: float = Field(
+        0.0, ge=0.0, le=1.0, description="smallest box as a share of the image area"
+    )
+
+
 class ZoneConfig(StrictModel):
     """A named polygon in normalised image coordinates (0..1, origin top-left)."""
 
@@ -122,6 +131,10 @@ class CameraConfig(StrictModel):
     enabled: bool = True
     detect: DetectSettings = DetectSettings()
     motion: MotionSettings = MotionSettings()
+    filters: dict[DomainLabel, ClassFilter] = Field(
+        default_factory=dict,
+        description="per-class thresholds, e.g. {person: {min_confidence: 0.5}}",
+    )
     zones: list[ZoneConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     pre_roll_s: float = Field(5.0, ge=0.0, le=120.0)
@@ -145,6 +158,20 @@ class CameraConfig(StrictModel):
                 )
         return self
 
+    def stream_settings(self) -> tuple[object, ...]:
+        """What the reader depends on; other changes (zones, rules, filters) apply
+        without reconnecting the camera."""
+        return (
+            self.url,
+            self.record_url,
+            self.transport,
+            self.stall_timeout_s,
+            self.loop,
+            self.enabled,
+            self.detect,
+            self.motion,
+        )
+
     @property
     def is_file(self) -> bool:
         return "://" not in self.url or self.url.startswith("file://")
@@ -158,7 +185,7 @@ Device = Annotated[str, Field(pattern=r"^(cpu|auto|gpu|cuda(:\d+)?)$")]
 
 
 class DetectorConfig(StrictModel):
-    backend: Literal["openvino"] = "openvino"
+    backend: Literal["openvino", "onnxruntime"] = "openvino"
     model: str = Field(
         "yolo11n-int8",
         description="a registry name (commune-vision models list) or a path to model files",

@@ -78,8 +78,11 @@ class CameraManager:
                 self._stop_one(camera_id)
                 removed.append(camera_id)
             elif config != running.reader.camera:
-                self._stop_one(camera_id)
-                self._start_one(config)
+                if config.stream_settings() != running.reader.camera.stream_settings():
+                    self._stop_one(camera_id)
+                    self._start_one(config)
+                else:
+                    running.reader.camera = config  # zones, rules, filters: no reconnect
                 changed.append(camera_id)
         for camera_id, config in wanted.items():
             if camera_id not in current:
