@@ -73,16 +73,19 @@ def models_list() -> None:
 @models_app.command("check")
 def models_check(name: Annotated[str, typer.Argument(help="model name or path")]) -> None:
     """Load a model and run one inference."""
-    from models.registry import ModelNotFoundError, resolve_model
+    from models.registry import MODELS, ModelNotFoundError, resolve_model
     from vision.detector.backend import DetectorError, create_backend
 
+    entry = MODELS.get(name)
+    backend = entry.backend if entry else ("onnxruntime" if name.endswith(".onnx") else "openvino")
+    input_hw = entry.input_hw if entry else (640, 640)
     try:
         path = resolve_model(name)
-        create_backend("openvino", path, "cpu", (640, 640), 1)
+        create_backend(backend, path, "cpu", input_hw, 1)
     except (ModelNotFoundError, DetectorError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    typer.echo(f"{name}: OK ({path})")
+    typer.echo(f"{name}: OK ({backend}, {input_hw[0]}x{input_hw[1]}, {path})")
 
 
 @db_app.command("upgrade")

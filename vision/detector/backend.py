@@ -36,4 +36,10 @@ def create_backend(
         from vision.detector.openvino_backend import OpenVinoBackend
 
         return OpenVinoBackend(model_path, device, input_hw, max_batch)
-    raise DetectorError(f"detector.backend: unknown backend {backend!r}; use openvino")
+    if backend == "onnxruntime":
+        from vision.detector.onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(model_path, device, input_hw, max_batch)
+    raise DetectorError(
+        f"detector.backend: unknown backend {backend!r}; use openvino or onnxruntime"
+    )
