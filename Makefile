@@ -39,6 +39,8 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.demo_cpu --measure-s 30
 	$(BIN)/python -m benchmarks.decode --cameras 1 8 29 --window-s 15
+	$(BIN)/python -m benchmarks.detector --window-s 10
+	$(BIN)/python -m benchmarks.tracking
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache data
