@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from api.routers import alerts, cameras, config, events, health, incidents, metrics
+from api.routers import alerts, cameras, config, events, health, incidents, metrics, stats
 from core.storage.config_store import ConfigStore
 from core.storage.db import make_engine
-from core.storage.repository import IncidentRepository
+from core.storage.repository import IncidentRepository, TrafficRepository
 
 
 class ApiSettings(BaseSettings):
@@ -33,6 +33,7 @@ class ApiSettings(BaseSettings):
 
 class ApiState(TypedDict):
     repo: IncidentRepository
+    traffic: TrafficRepository
     config_store: ConfigStore
     config_lock: asyncio.Lock
     redis: aioredis.Redis
@@ -47,6 +48,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         try:
             yield {
                 "repo": IncidentRepository(engine),
+                "traffic": TrafficRepository(engine),
                 "config_store": ConfigStore(engine),
                 "config_lock": asyncio.Lock(),
                 "redis": client,
@@ -69,6 +71,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(events.router)
     app.include_router(config.router)
     app.include_router(metrics.router)
+    app.include_router(stats.router)
     return app
 
 

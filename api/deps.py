@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from starlette.requests import HTTPConnection
 
 from core.storage.config_store import ConfigStore
-from core.storage.repository import IncidentRepository
+from core.storage.repository import IncidentRepository, TrafficRepository
 
 
 def get_repo(conn: HTTPConnection) -> IncidentRepository:
@@ -31,3 +31,7 @@ def get_config_store(conn: HTTPConnection) -> ConfigStore:
 
 def get_config_lock(conn: HTTPConnection) -> asyncio.Lock:
     return cast(asyncio.Lock, conn.state.config_lock)
+
+
+def get_traffic_repo(conn: HTTPConnection) -> TrafficRepository:
+    return cast(TrafficRepository, conn.state.traffic)

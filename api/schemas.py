@@ -27,6 +27,7 @@ class IncidentOut(BaseModel):
     clip_end_ts: float | None
     status: str
     snapshot_url: str | None
+    details: dict[str, float | str] = Field(default_factory=dict)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -85,3 +86,11 @@ class EventOut(BaseModel):
     id: str
     kind: str
     data: dict[str, Any]
+
+
+class TrafficPointOut(BaseModel):
+    bucket_start_ts: float
+    line: str
+    label: str
+    direction: str
+    count: int

@@ -16,12 +16,13 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from commune_vision.stopflag import StopFlag
 from core.bus import EventBus
 from core.config import AppConfig, CameraConfig
 from core.frames import FrameReader
-from core.types import CameraState, FrameRef, IncidentEvent
+from core.types import CameraState, FrameRef, StoreEvent
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,9 @@ def _follow_config(engine_url: str, listener: Any) -> Callable[[], list[CameraCo
     return poll
 
 
-def ingest_main(config: AppConfig, frames_q: Any, stop: StopFlag, redis_url: str) -> None:
+def ingest_main(
+    config: AppConfig, frames_q: Any, events_q: Any, stop: StopFlag, redis_url: str
+) -> None:
     """Camera readers, a thread per camera: PyAV releases the GIL while decoding."""
     setup_child(stop)
     from streams.manager import CameraManager
@@ -103,6 +106,7 @@ def ingest_main(config: AppConfig, frames_q: Any, stop: StopFlag, redis_url: str
         )
 
     from commune_vision.gating import ActivityBoard, gate_for
+    from commune_vision.offline import OfflineWatch
 
     activity = ActivityBoard()
     manager = CameraManager(
@@ -111,6 +115,7 @@ def ingest_main(config: AppConfig, frames_q: Any, stop: StopFlag, redis_url: str
         gate_factory=lambda camera: gate_for(camera, activity),
     )
     manager.apply(config.cameras)
+    offline = OfflineWatch(events_q.put)
     new_cameras = _follow_config(config.storage.resolved_database_url, bus.config_listener())
     while not stop.wait(HEALTH_PUBLISH_S):
         cameras = new_cameras()
@@ -118,6 +123,7 @@ def ingest_main(config: AppConfig, frames_q: Any, stop: StopFlag, redis_url: str
             _added, _changed, removed = manager.apply(cameras)
             bus.remove_health(removed)
         manager.watchdog()
+        offline.check(((r.camera, r.health) for r in manager.readers()), time.time())
         activity.update(bus.read_activity())
         bus.publish_health(manager.health())
         while not changes.empty():
@@ -163,8 +169,9 @@ def analytics_main(
 
     frames = FrameReader()
     bus = EventBus(redis_url)
+    tz = ZoneInfo(config.timezone)
 
-    def emit(event: IncidentEvent) -> None:
+    def emit(event: StoreEvent) -> None:
         # Incidents are never dropped: wait for the writer rather than lose one.
         events_q.put(event)
 
@@ -182,7 +189,7 @@ def analytics_main(
                 old.reconfigure(c)
                 out[c.id] = old
             else:
-                out[c.id] = CameraAnalytics(c, frames, emit)
+                out[c.id] = CameraAnalytics(c, frames, emit, tz)
         return out
 
     analytics = build(config.cameras, {})
@@ -197,6 +204,8 @@ def analytics_main(
             bus.publish_activity(
                 {i: a.moving_until_ts for i, a in analytics.items() if a.moving_until_ts}
             )
+            for camera_analytics in analytics.values():
+                camera_analytics.flush_counts()
         try:
             ref, dets = results_q.get(timeout=0.2)
         except queue.Empty:
@@ -204,6 +213,8 @@ def analytics_main(
         camera = analytics.get(ref.camera_id)
         if camera is not None:
             camera.on_detections(ref, dets)
+    for camera_analytics in analytics.values():
+        camera_analytics.flush_counts()  # nothing counted is lost on a clean stop
     frames.close()
     bus.close()
 

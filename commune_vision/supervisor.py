@@ -2,7 +2,7 @@
 
 Process graph (docs/architecture.md):
     ingest (a thread per camera) --FrameRef--> detector (one, batched)
-    --(FrameRef, Detections)--> analytics (tracker + rules) --IncidentEvent-->
+    --(FrameRef, Detections)--> analytics (tracker + rules) --IncidentEvent, TrafficCounts-->
     store (single writer) --XADD--> Valkey/Redis --XREAD--> api (WebSocket)
 Frames themselves stay in shared memory.
 """
@@ -95,7 +95,9 @@ class Supervisor:
                 processes.detector_main,
                 (cfg, frames_q, results_q, stop, self.redis_url),
             ),
-            _Child("cv-ingest", processes.ingest_main, (cfg, frames_q, stop, self.redis_url)),
+            _Child(
+                "cv-ingest", processes.ingest_main, (cfg, frames_q, events_q, stop, self.redis_url)
+            ),
         ]
         for child in self._children:
             self._spawn(child)

@@ -11,12 +11,11 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
     AliasChoices,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -25,17 +24,23 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
-from core.types import DomainLabel, Severity
+from core.rule_config import (
+    ID_PATTERN,
+    RULE_TYPES,
+    Calibration,
+    IntrusionRule,
+    LineConfig,
+    RuleConfig,
+    StrictModel,
+    ZoneConfig,
+    reference_errors,
+)
+from core.types import DomainLabel
 
-_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+__all__ = ["IntrusionRule", "LineConfig", "RuleConfig", "ZoneConfig"]
+
+_ID_PATTERN = ID_PATTERN
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-Point = tuple[float, float]
 
 
 class DetectSettings(StrictModel):
@@ -72,48 +77,6 @@ class ClassFilter(StrictModel):
     )
 
 
-class ZoneConfig(StrictModel):
-    """A named polygon in normalised image coordinates (0..1, origin top-left)."""
-
-    name: str = Field(pattern=_ID_PATTERN)
-    points: list[Point]
-
-    @field_validator("points")
-    @classmethod
-    def _polygon(cls, points: list[Point]) -> list[Point]:
-        if len(points) < 3:
-            raise ValueError("polygon needs ≥ 3 points")
-        for x, y in points:
-            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-                raise ValueError(
-                    f"point ({x}, {y}) is outside 0..1: use coordinates normalised "
-                    "to the image width and height"
-                )
-        return points
-
-
-def _people() -> list[DomainLabel]:
-    return ["person"]
-
-
-class IntrusionRule(StrictModel):
-    """An object of the chosen classes whose anchor enters the zone."""
-
-    type: Literal["intrusion"]
-    name: str = Field(pattern=_ID_PATTERN)
-    zone: str
-    classes: list[DomainLabel] = Field(default_factory=_people, min_length=1)
-    min_confidence: float = Field(0.35, ge=0.0, le=1.0)
-    min_inside_s: float = Field(
-        0.5, ge=0.0, description="time inside before firing; stops flicker at the border"
-    )
-    cooldown_s: float = Field(10.0, ge=0.0, description="quiet time per track after an incident")
-    severity: Severity = "medium"
-
-
-RuleConfig = Annotated[IntrusionRule, Field(discriminator="type")]
-
-
 class CameraConfig(StrictModel):
     id: str = Field(pattern=_ID_PATTERN)
     name: str = ""
@@ -136,26 +99,31 @@ class CameraConfig(StrictModel):
         description="per-class thresholds, e.g. {person: {min_confidence: 0.5}}",
     )
     zones: list[ZoneConfig] = Field(default_factory=list)
+    lines: list[LineConfig] = Field(default_factory=list)
+    calibration: Calibration | None = None
     rules: list[RuleConfig] = Field(default_factory=list)
     pre_roll_s: float = Field(5.0, ge=0.0, le=120.0)
     post_roll_s: float = Field(5.0, ge=0.0, le=120.0)
 
     @model_validator(mode="after")
     def _references(self) -> CameraConfig:
-        zone_names = [z.name for z in self.zones]
-        duplicates = sorted({n for n in zone_names if zone_names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"zone names must be unique; repeated: {', '.join(duplicates)}")
-        rule_names = [r.name for r in self.rules]
-        duplicates = sorted({n for n in rule_names if rule_names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"rule names must be unique; repeated: {', '.join(duplicates)}")
-        for index, rule in enumerate(self.rules):
-            if rule.zone not in zone_names:
-                known = ", ".join(zone_names) or "none defined"
-                raise ValueError(
-                    f"rules[{index}].zone: unknown zone {rule.zone!r} (zones: {known})"
-                )
+        errors = []
+        for kind, names in (
+            ("zone", [z.name for z in self.zones]),
+            ("line", [ln.name for ln in self.lines]),
+            ("rule", [r.name for r in self.rules]),
+        ):
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                errors.append(f"{kind} names must be unique; repeated: {', '.join(repeated)}")
+        errors += reference_errors(
+            self.rules,
+            [z.name for z in self.zones],
+            [ln.name for ln in self.lines],
+            self.calibration is not None,
+        )
+        if errors:
+            raise ValueError("; ".join(errors))
         return self
 
     def stream_settings(self) -> tuple[object, ...]:
@@ -240,6 +208,15 @@ class AppConfig(StrictModel):
     redis_url: str | None = Field(None, description="external Redis/Valkey; default embedded")
     timezone: str = "Asia/Ho_Chi_Minh"
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use e.g. Asia/Ho_Chi_Minh") from exc
+        return value
+
     @model_validator(mode="after")
     def _unique_cameras(self) -> AppConfig:
         ids = [c.id for c in self.cameras]
@@ -268,7 +245,7 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("intrusion",):  # discriminator tags pydantic inserts into the path
+        elif part in RULE_TYPES:  # discriminator tags pydantic inserts into the path
             continue
         else:
             out += f".{part}" if out else str(part)

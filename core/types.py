@@ -73,6 +73,7 @@ class Incident:
     status: str = IncidentStatus.NEW.value
     snapshot_path: str | None = None
     created_ts: float = field(default_factory=time.time)
+    details: dict[str, float | str] = field(default_factory=dict)  # speed_kmh, count, …
 
     def to_json_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,9 +97,31 @@ class IncidentUpdated:
     track_ids: list[int]
     closed: bool
     clip_end_ts: float | None
+    details: dict[str, float | str] = field(default_factory=dict)
 
 
 IncidentEvent = IncidentOpened | IncidentUpdated
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficCount:
+    """Line crossings of one class in one direction during one time bucket."""
+
+    camera_id: str
+    line: str
+    label: str
+    direction: str  # "in" | "out"
+    bucket_start_ts: float
+    bucket_s: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficCounts:
+    items: list[TrafficCount]
+
+
+StoreEvent = IncidentOpened | IncidentUpdated | TrafficCounts
 
 
 class CameraState(StrEnum):

@@ -14,21 +14,26 @@ _BOX_BGR = (0, 0, 255)
 
 def annotate_snapshot(
     frame_bgr: npt.NDArray[np.uint8],
-    zone_points_px: npt.NDArray[np.int32] | None,
-    xyxy: tuple[float, float, float, float],
+    geometry_px: npt.NDArray[np.int32] | None,
+    closed: bool,
+    xyxy: tuple[float, float, float, float] | None,
     caption: str,
     capture_ts: float,
     jpeg_quality: int = 85,
 ) -> bytes:
-    """Draw on a copy of the frame and return JPEG bytes."""
+    """Draw the zone (``closed``) or line, the box and a caption on a copy; JPEG bytes."""
     image = frame_bgr.copy()
-    if zone_points_px is not None and len(zone_points_px) >= 3:
+    if geometry_px is not None and closed and len(geometry_px) >= 3:
         overlay = image.copy()
-        cv2.fillPoly(overlay, [zone_points_px], _ZONE_BGR)
+        cv2.fillPoly(overlay, [geometry_px], _ZONE_BGR)
         cv2.addWeighted(overlay, 0.2, image, 0.8, 0, dst=image)
-        cv2.polylines(image, [zone_points_px], True, _ZONE_BGR, 2)
-    x1, y1, x2, y2 = (round(v) for v in xyxy)
-    cv2.rectangle(image, (x1, y1), (x2, y2), _BOX_BGR, 2)
+        cv2.polylines(image, [geometry_px], True, _ZONE_BGR, 2)
+    elif geometry_px is not None and len(geometry_px) >= 2:
+        cv2.polylines(image, [geometry_px], False, _ZONE_BGR, 3)
+    x1, y1 = 6, 20
+    if xyxy is not None:
+        x1, y1, x2, y2 = (round(v) for v in xyxy)
+        cv2.rectangle(image, (x1, y1), (x2, y2), _BOX_BGR, 2)
     cv2.putText(
         image,
         caption,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Float, Index, String
+from sqlalchemy import JSON, Float, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.types import Incident
@@ -33,6 +33,7 @@ class IncidentRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     snapshot_path: Mapped[str | None] = mapped_column(String(512))
     created_ts: Mapped[float] = mapped_column(Float)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     __table_args__ = (
         Index("ix_incidents_camera_start", "camera_id", "start_ts"),
@@ -57,6 +58,22 @@ def incident_columns() -> tuple[str, ...]:
 
 def row_dict(row: IncidentRow) -> dict[str, Any]:
     return {c: getattr(row, c) for c in _COLUMNS}
+
+
+class TrafficCountRow(Base):
+    """Line crossings per camera, line, class and direction, per time bucket."""
+
+    __tablename__ = "traffic_counts"
+
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    line: Mapped[str] = mapped_column(String(64), primary_key=True)
+    label: Mapped[str] = mapped_column(String(16), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    bucket_start_ts: Mapped[float] = mapped_column(Float, primary_key=True)
+    bucket_s: Mapped[float] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_traffic_counts_time", "bucket_start_ts"),)
 
 
 class CameraConfigVersion(Base):

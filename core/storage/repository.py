@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from core.storage.models import IncidentRow
+from core.storage.models import IncidentRow, TrafficCountRow
 from core.types import Incident
 
 
@@ -46,3 +46,57 @@ class IncidentRepository:
         with Session(self._engine) as session:
             row = session.get(IncidentRow, incident_id)
             return row.to_incident() if row is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficPoint:
+    bucket_start_ts: float
+    line: str
+    label: str
+    direction: str
+    count: int
+
+
+class TrafficRepository:
+    """Line-crossing counts, re-bucketed on read (stored per minute)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def series(
+        self,
+        camera_id: str,
+        since_ts: float,
+        until_ts: float,
+        bucket_s: float,
+        line: str | None = None,
+    ) -> list[TrafficPoint]:
+        # floor() works on SQLite and PostgreSQL alike (PostgreSQL has no float mod()).
+        bucket = func.floor(TrafficCountRow.bucket_start_ts / bucket_s) * bucket_s
+        stmt = (
+            select(
+                bucket.label("bucket"),
+                TrafficCountRow.line,
+                TrafficCountRow.label,
+                TrafficCountRow.direction,
+                func.sum(TrafficCountRow.count),
+            )
+            .where(
+                TrafficCountRow.camera_id == camera_id,
+                TrafficCountRow.bucket_start_ts >= since_ts,
+                TrafficCountRow.bucket_start_ts < until_ts,
+            )
+            .group_by(
+                "bucket", TrafficCountRow.line, TrafficCountRow.label, TrafficCountRow.direction
+            )
+            .order_by(
+                "bucket", TrafficCountRow.line, TrafficCountRow.label, TrafficCountRow.direction
+            )
+        )
+        if line is not None:
+            stmt = stmt.where(TrafficCountRow.line == line)
+        with Session(self._engine) as session:
+            return [
+                TrafficPoint(float(b), str(ln), str(lb), str(d), int(n))
+                for b, ln, lb, d, n in session.execute(stmt)
+            ]

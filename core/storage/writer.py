@@ -15,8 +15,8 @@ from typing import Protocol
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from core.storage.models import IncidentRow, row_dict
-from core.types import IncidentEvent, IncidentOpened, IncidentUpdated
+from core.storage.models import IncidentRow, TrafficCountRow, row_dict
+from core.types import IncidentOpened, IncidentUpdated, StoreEvent, TrafficCounts
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,34 @@ class IncidentWriter:
         self._media_root = media_root
         self._publisher = publisher
 
-    def handle(self, event: IncidentEvent) -> None:
+    def handle(self, event: StoreEvent) -> None:
         if isinstance(event, IncidentOpened):
             self._opened(event)
+        elif isinstance(event, TrafficCounts):
+            self._counts(event)
         else:
             self._updated(event)
+
+    def _counts(self, event: TrafficCounts) -> None:
+        """Add to the stored buckets (a bucket may arrive in several flushes)."""
+        with Session(self._engine) as session, session.begin():
+            for item in event.items:
+                key = (item.camera_id, item.line, item.label, item.direction, item.bucket_start_ts)
+                row = session.get(TrafficCountRow, key)
+                if row is None:
+                    session.add(
+                        TrafficCountRow(
+                            camera_id=item.camera_id,
+                            line=item.line,
+                            label=item.label,
+                            direction=item.direction,
+                            bucket_start_ts=item.bucket_start_ts,
+                            bucket_s=item.bucket_s,
+                            count=item.count,
+                        )
+                    )
+                else:
+                    row.count += item.count
 
     def _opened(self, event: IncidentOpened) -> None:
         incident = event.incident
@@ -75,5 +98,7 @@ class IncidentWriter:
             row.track_ids = sorted(set(row.track_ids) | set(event.track_ids))
             if event.clip_end_ts is not None:
                 row.clip_end_ts = event.clip_end_ts
+            if event.details:
+                row.details = {**(row.details or {}), **event.details}
             payload = row_dict(row)
         self._publisher.publish_incident("closed" if event.closed else "updated", payload)

@@ -8,7 +8,7 @@ import numpy as np
 from commune_vision.analytics import CameraAnalytics
 from core.config import CameraConfig
 from core.frames import FrameReader, FrameRing
-from core.types import IncidentEvent, IncidentOpened
+from core.types import IncidentOpened, StoreEvent
 from vision.detections import Detections
 
 BASE = {
@@ -25,7 +25,7 @@ def _dets(rows: list[tuple[float, float, float, float, float, int]]) -> Detectio
 
 
 def test_class_filters_apply_and_change_live() -> None:
-    events: list[IncidentEvent] = []
+    events: list[StoreEvent] = []
     ring = FrameRing("gate", 100, 200, 8)
     reader = FrameReader()
     try:
@@ -53,9 +53,9 @@ def test_unchanged_rule_keeps_its_state_when_another_changes() -> None:
         {**BASE, "rules": [*BASE["rules"], {"type": "intrusion", "name": "r2", "zone": "right"}]}
     )
     analytics = CameraAnalytics(config, FrameReader(), lambda _e: None)
-    first, second = analytics.rules
+    first, second = (rule for _key, _cfg, rule in analytics.rules)
     changed = config.model_copy(
         update={"rules": [config.rules[0], config.rules[1].model_copy(update={"cooldown_s": 60})]}
     )
     analytics.reconfigure(changed)
-    assert analytics.rules[0] is first and analytics.rules[1] is not second
+    assert analytics.rules[0][2] is first and analytics.rules[1][2] is not second

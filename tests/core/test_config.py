@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config import parse_config
+from core.config import IntrusionRule, parse_config
 from core.errors import ConfigError
 
 GOOD = """
@@ -25,7 +25,8 @@ cameras:
 
 def test_good_config_parses() -> None:
     config = parse_config(GOOD, use_env=False)
-    assert config.cameras[0].rules[0].zone == "yard"
+    rule = config.cameras[0].rules[0]
+    assert isinstance(rule, IntrusionRule) and rule.zone == "yard"
     assert config.detector.model == "yolo11n-int8"
 
 
@@ -86,6 +87,39 @@ cameras:
     ("duplicate camera ids", "cameras: [{id: a, url: x}, {id: a, url: y}]", "repeated: a"),
     ("input size not /32", "detector: {input_hw: [640, 500]}", "detector.input_hw:"),
     ("bad device", "detector: {device: tpu}", "detector.device:"),
+    (
+        "line with one point",
+        "cameras: [{id: a, url: x, lines: [{name: l, points: [[0, 0]]}]}]",
+        "cameras[0].lines[0].points: a line needs exactly 2 points",
+    ),
+    (
+        "line rule on an unknown line",
+        "cameras: [{id: a, url: x, rules: [{type: line_crossing, name: r, line: gate}]}]",
+        "rules[0].line: unknown line 'gate'",
+    ),
+    (
+        "speeding without calibration",
+        """
+cameras:
+  - id: a
+    url: x
+    zones: [{name: z, points: [[0, 0], [1, 0], [1, 1]]}]
+    rules: [{type: speeding, name: s, zone: z, limit_kmh: 50}]
+""",
+        "speeding needs the camera's `calibration`",
+    ),
+    (
+        "bad schedule time",
+        """
+cameras:
+  - id: a
+    url: x
+    zones: [{name: z, points: [[0, 0], [1, 0], [1, 1]]}]
+    rules: [{type: intrusion, name: r, zone: z, schedule: [{start: "25:00", end: "05:00"}]}]
+""",
+        "cameras[0].rules[0].schedule[0].start: '25:00' is not a time of day",
+    ),
+    ("unknown time zone", "timezone: Mars/Olympus", "timezone: unknown time zone"),
     ("yaml syntax", "cameras: [", "not valid YAML"),
     ("not a mapping", "- 1\n- 2", "expected a mapping"),
 ]

@@ -10,7 +10,7 @@ import pytest
 
 from core.config import IntrusionRule as IntrusionConfig
 from vision.detections import Detections
-from vision.rules.base import PixelZone
+from vision.rules.base import FrameContext, PixelZone
 from vision.rules.intrusion import IntrusionRule
 
 W, H = 100, 100
@@ -39,6 +39,12 @@ def _dets(objs: list[Obj]) -> Detections:
     )
 
 
+def _ctx(
+    dets: Detections, ts: float, live: set[int], local_day_s: float = 12 * 3600.0
+) -> FrameContext:
+    return FrameContext(dets, ts, W, H, live, local_day_s)
+
+
 def _run(
     frames: list[list[Obj]], cfg: dict[str, object], fps: float = 5.0
 ) -> list[tuple[str, int, float]]:
@@ -50,8 +56,8 @@ def _run(
     for i, objs in enumerate(frames):
         ts = 1000.0 + i / fps
         live = {o.track_id for o in objs if o.track_id >= 0}
-        for e in rule.update(_dets(objs), ts, W, H, live):
-            events.append((e.kind, e.track_id, round(e.ts - 1000.0, 2)))
+        for e in rule.update(_ctx(_dets(objs), ts, live)):
+            events.append((e.kind, e.track_ids[0], round(e.ts - 1000.0, 2)))
     return events
 
 
@@ -124,6 +130,34 @@ def test_state_of_finished_tracks_is_evicted() -> None:
     )
     rule = IntrusionRule(config, ZONE)
     for i in range(200):  # 200 short-lived tracks pass through
-        rule.update(_dets([Obj(i, 80)]), 1000.0 + i, W, H, {i})
-    rule.update(Detections.empty(), 2000.0, W, H, set())
+        rule.update(_ctx(_dets([Obj(i, 80)]), 1000.0 + i, {i}))
+    rule.update(_ctx(Detections.empty(), 2000.0, set()))
     assert rule._tracks == {}
+
+
+@pytest.mark.parametrize(
+    ("local_time", "fires"),
+    [
+        ("23:30", True),
+        ("02:00", True),
+        ("04:59", True),
+        ("05:00", False),
+        ("12:00", False),
+        ("21:59", False),
+        ("22:00", True),
+    ],
+)
+def test_schedule_window_across_midnight(local_time: str, fires: bool) -> None:
+    config = IntrusionConfig.model_validate(
+        {
+            "type": "intrusion",
+            "name": "night",
+            "zone": "right",
+            "min_inside_s": 0.0,
+            "schedule": [{"start": "22:00", "end": "05:00"}],
+        }
+    )
+    rule = IntrusionRule(config, ZONE)
+    hours, minutes = (int(v) for v in local_time.split(":"))
+    events = rule.update(_ctx(_dets([Obj(1, 80)]), 1000.0, {1}, hours * 3600.0 + minutes * 60.0))
+    assert bool(events) is fires

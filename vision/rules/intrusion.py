@@ -1,25 +1,20 @@
 """Intrusion: an object of chosen classes whose ground point is inside a zone.
 
-Semantics:
 - one incident per (track, rule), opened after ``min_inside_s`` inside (inertia:
-  a box flickering across the border does not fire);
+  a box flickering across the border does not fire), only within the rule's
+  schedule windows;
 - it stays open while the track is inside, and closes when the track has been
   outside for ``exit_grace_s`` or the tracker has dropped it;
-- after closing, the same track waits ``cooldown_s`` before it can fire again;
-- all times are frame capture timestamps, never the wall clock.
+- after closing, the same track waits ``cooldown_s`` before it can fire again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.config import IntrusionRule as IntrusionConfig
-from vision.detections import Detections
+from core.rule_config import IntrusionRule as IntrusionConfig
 from vision.labels import DOMAIN_TO_COCO, domain_label
-from vision.rules.base import PixelZone, RuleEvent
-
-# Frame times are sums of float intervals: 0.6 - 0.2 < 0.4. Durations compare with slack.
-_EPS_S = 1e-6
+from vision.rules.base import EPS_S, Box, FrameContext, PixelZone, RuleEvent, box_of, in_schedule
 
 
 @dataclass(slots=True)
@@ -30,7 +25,7 @@ class _TrackState:
     peak_score: float = 0.0
     label: str = ""
     cooldown_until_ts: float = 0.0
-    last_xyxy: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    last_xyxy: Box = (0.0, 0.0, 0.0, 0.0)
 
 
 class IntrusionRule:
@@ -38,25 +33,18 @@ class IntrusionRule:
 
     def __init__(self, config: IntrusionConfig, zone: PixelZone, exit_grace_s: float = 1.0) -> None:
         self.config = config
+        self.name = config.name
         self.zone = zone
         self.exit_grace_s = exit_grace_s
         self._class_ids = {DOMAIN_TO_COCO[label] for label in config.classes}
         self._tracks: dict[int, _TrackState] = {}
 
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    def open_track_ids(self) -> set[int]:
-        return {tid for tid, s in self._tracks.items() if s.open_since_ts is not None}
-
-    def update(
-        self, tracked: Detections, ts: float, width: int, height: int, live_ids: set[int]
-    ) -> list[RuleEvent]:
+    def update(self, ctx: FrameContext) -> list[RuleEvent]:
         events: list[RuleEvent] = []
         cfg = self.config
-        anchors = tracked.anchors_bottom_center()
-        inside = self.zone.contains(anchors, width, height)
+        tracked, ts = ctx.tracked, ctx.ts
+        active = in_schedule(cfg.schedule, ctx.local_day_s)
+        inside = self.zone.contains(tracked.anchors_bottom_center(), ctx.width, ctx.height)
         seen: set[int] = set()
         for i in range(len(tracked)):
             tid = int(tracked.tracker_id[i])
@@ -66,21 +54,15 @@ class IntrusionRule:
                 continue
             seen.add(tid)
             state = self._tracks.setdefault(tid, _TrackState())
-            xyxy = (
-                float(tracked.xyxy[i, 0]),
-                float(tracked.xyxy[i, 1]),
-                float(tracked.xyxy[i, 2]),
-                float(tracked.xyxy[i, 3]),
-            )
-            state.last_xyxy = xyxy
+            state.last_xyxy = box_of(tracked, i)
             if inside[i]:
-                self._inside(tid, state, ts, score, domain_label(class_id) or "", events)
+                self._inside(tid, state, ts, score, domain_label(class_id) or "", active, events)
             else:
                 self._outside(tid, state, ts, events)
         for tid, state in list(self._tracks.items()):
             if tid in seen:
                 continue
-            if tid not in live_ids:
+            if tid not in ctx.live_ids:
                 # The tracker has forgotten this track: close and evict its state.
                 if state.open_since_ts is not None:
                     events.append(self._event("closed", tid, state, ts))
@@ -96,6 +78,7 @@ class IntrusionRule:
         ts: float,
         score: float,
         label: str,
+        active: bool,
         events: list[RuleEvent],
     ) -> None:
         if state.first_inside_ts is None:
@@ -104,15 +87,15 @@ class IntrusionRule:
         if state.open_since_ts is not None:
             state.peak_score = max(state.peak_score, score)
             return
-        long_enough = ts - state.first_inside_ts >= self.config.min_inside_s - _EPS_S
-        if long_enough and ts >= state.cooldown_until_ts - _EPS_S:
+        long_enough = ts - state.first_inside_ts >= self.config.min_inside_s - EPS_S
+        if active and long_enough and ts >= state.cooldown_until_ts - EPS_S:
             state.open_since_ts = ts
             state.peak_score = score
             state.label = label
             events.append(self._event("opened", tid, state, ts))
 
     def _outside(self, tid: int, state: _TrackState, ts: float, events: list[RuleEvent]) -> None:
-        if state.last_inside_ts is None or ts - state.last_inside_ts < self.exit_grace_s - _EPS_S:
+        if state.last_inside_ts is None or ts - state.last_inside_ts < self.exit_grace_s - EPS_S:
             return
         if state.open_since_ts is not None:
             events.append(self._event("closed", tid, state, state.last_inside_ts))
@@ -126,7 +109,8 @@ class IntrusionRule:
             kind="opened" if kind == "opened" else "closed",
             rule_name=self.config.name,
             rule_type=self.rule_type,
-            track_id=tid,
+            key=f"track:{tid}",
+            track_ids=(tid,),
             label=state.label,
             score=state.peak_score,
             start_ts=state.open_since_ts if state.open_since_ts is not None else ts,
