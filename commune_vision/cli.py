@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -30,7 +32,7 @@ def demo_config_path() -> Path:
     return Path(__file__).with_name("configs") / "demo.yaml"
 
 
-def _load_or_exit(path: Path) -> AppConfig:
+def _load_or_exit(path: Path, check_sources: bool = True) -> AppConfig:
     from commune_vision.preflight import preflight_errors
 
     try:
@@ -38,7 +40,7 @@ def _load_or_exit(path: Path) -> AppConfig:
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    errors = preflight_errors(config)
+    errors = preflight_errors(config, check_sources)
     if errors:
         typer.echo(str(ConfigError(str(path), errors)), err=True)
         raise typer.Exit(2)
@@ -116,6 +118,90 @@ def config_reload(config: ConfigOption = None) -> None:
         typer.echo(f"no running service found ({pid_file}: {exc})", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"reload requested (pid {pid}); the pipeline applies camera changes within seconds")
+
+
+@app.command()
+def replay(
+    config: Annotated[Path, typer.Option("--config", "-c", help="candidate config (YAML)")],
+    video: Annotated[Path | None, typer.Option(help="a video file to replay")] = None,
+    camera: Annotated[str | None, typer.Option(help="camera id whose rules to use")] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(help="config to compare with (e.g. the one running now)")
+    ] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="recorded footage start")] = None,
+    to: Annotated[str | None, typer.Option(help="recorded footage end")] = None,
+    max_seconds: Annotated[float | None, typer.Option(help="stop after this much video")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write results as JSON")] = None,
+) -> None:
+    """What-if: run footage through detection and candidate rules, compare with a baseline."""
+    from rich.progress import Progress
+
+    from commune_vision.replay import compare, replay_video, write_json
+
+    if video is None:
+        what = "--camera X --from T1 --to T2" if from_ or to else "--video FILE"
+        typer.echo(
+            f"replay: give --video FILE. Replaying recorded footage ({what}) needs the "
+            "recording store, which this version does not have yet.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if not video.is_file():
+        typer.echo(f"--video: {video} is not a file", err=True)
+        raise typer.Exit(2)
+    # The video replaces the cameras' URLs: only rules, zones and the model matter here.
+    candidate_cfg = _load_or_exit(config, check_sources=False)
+    baseline_cfg = _load_or_exit(baseline, check_sources=False) if baseline else None
+    with av_duration(video) as duration_s, Progress() as bar:
+        total = min(duration_s, max_seconds or duration_s)
+        task = bar.add_task(f"replaying {video.name}", total=total)
+        try:
+            result, base = replay_video(
+                video,
+                candidate_cfg,
+                camera,
+                baseline_cfg,
+                max_seconds,
+                progress=lambda t: bar.update(task, completed=min(t, total)),
+            )
+        except ValueError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
+        bar.update(task, completed=total)
+    typer.echo(
+        f"{result.frames_decoded} frames at the detect rate, {result.frames_detected} detected; "
+        f"{len(result.incidents)} incident(s)"
+    )
+    for inc in result.incidents:
+        typer.echo(f"  {inc.start_s:7.1f} s  {inc.type:16} {inc.rule:24} {','.join(inc.labels)}")
+    for key, n in sorted(result.counts.items()):
+        typer.echo(f"  count {key}: {n}")
+    if base is not None:
+        diff = compare(result, base)
+        typer.echo(
+            f"vs baseline: {len(diff['both'])} in both, {len(diff['only_candidate'])} only with "
+            f"the candidate, {len(diff['only_baseline'])} only with the baseline"
+        )
+        for inc in diff["only_candidate"]:
+            typer.echo(f"  + {inc.start_s:7.1f} s  {inc.type:16} {inc.rule}")
+        for inc in diff["only_baseline"]:
+            typer.echo(f"  - {inc.start_s:7.1f} s  {inc.type:16} {inc.rule}")
+    if json_out is not None:
+        write_json(json_out, result, base)
+        typer.echo(f"wrote {json_out}")
+
+
+@contextmanager
+def av_duration(video: Path) -> Iterator[float]:
+    import av
+
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        if stream.duration is not None and stream.time_base is not None:
+            seconds = float(stream.duration * stream.time_base)
+        else:
+            seconds = float(container.duration or 0) / 1_000_000
+    yield seconds
 
 
 @app.command()

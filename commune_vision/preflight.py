@@ -6,10 +6,10 @@ from core.config import AppConfig
 from models.registry import ModelNotFoundError, resolve_model
 
 
-def preflight_errors(config: AppConfig) -> list[str]:
+def preflight_errors(config: AppConfig, check_sources: bool = True) -> list[str]:
     errors: list[str] = []
     for index, camera in enumerate(config.cameras):
-        if camera.is_file and not camera.file_path.is_file():
+        if check_sources and camera.is_file and not camera.file_path.is_file():
             errors.append(
                 f"cameras[{index}].url: video file not found: {camera.file_path} "
                 "(for the demo clips set COMMUNE_VISION_ASSETS to the folder holding videos/)"
