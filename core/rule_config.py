@@ -165,7 +165,10 @@ class IllegalParkingRule(_RuleBase):
     zone: str
     classes: list[DomainLabel] = Field(default_factory=_vehicles, min_length=1)
     max_speed: float = Field(
-        0.02, gt=0.0, description="km/h with calibration, else image widths per second"
+        0.02, gt=0.0, description="image widths per second; used without a calibration"
+    )
+    max_speed_kmh: float = Field(
+        3.0, gt=0.0, description="km/h; used when the camera has a calibration"
     )
     min_stopped_s: float = Field(60.0, gt=0.0)
 
