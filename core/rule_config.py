@@ -150,6 +150,13 @@ class WrongWayRule(_RuleBase):
     )
     min_duration_s: float = Field(1.0, ge=0.0)
 
+    @field_validator("allowed_direction")
+    @classmethod
+    def _nonzero(cls, vector: tuple[float, float]) -> tuple[float, float]:
+        if vector[0] == 0 and vector[1] == 0:
+            raise ValueError("allowed_direction must not be [0, 0]; e.g. [0, 1] = downwards")
+        return vector
+
 
 class LoiteringRule(_RuleBase):
     type: Literal["loitering"]
