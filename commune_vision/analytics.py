@@ -74,6 +74,7 @@ class CameraAnalytics:
         self._open: dict[tuple[str, str], str] = {}
         self._counts: dict[tuple[str, str, str, float], int] = {}
         self.snapshots_missing = 0
+        self._last_ts = 0.0
         self._last_centre: dict[int, tuple[float, float, float]] = {}
         self.moving_until_ts = 0.0
 
@@ -119,6 +120,7 @@ class CameraAnalytics:
 
     # -- per frame -------------------------------------------------------------
     def on_detections(self, ref: FrameRef, detections: Detections) -> None:
+        self._last_ts = ref.capture_ts
         relevant = self._filter(detections, ref.width, ref.height)
         tracked = self.tracker.update(relevant, ref.capture_ts)
         live = self.tracker.live_track_ids()
@@ -146,6 +148,27 @@ class CameraAnalytics:
                     bucket = crossing.ts - crossing.ts % COUNT_BUCKET_S
                     key = (crossing.line, crossing.label, crossing.direction, bucket)
                     self._counts[key] = self._counts.get(key, 0) + 1
+
+    def close_open(self, ts: float) -> None:
+        """Close every open incident (camera removed, or the service stopping): a new
+        tracker could never close them, and an incident must not stay open forever."""
+        for incident_id in self._open.values():
+            self._emit(
+                IncidentUpdated(
+                    incident_id=incident_id,
+                    end_ts=ts,
+                    peak_score=0.0,
+                    track_ids=[],
+                    closed=True,
+                    clip_end_ts=ts + self.camera.post_roll_s,
+                )
+            )
+        self._open.clear()
+        self.flush_counts()
+
+    @property
+    def last_ts(self) -> float:
+        return self._last_ts
 
     def flush_counts(self) -> None:
         """Hand the accumulated traffic counts to the store (adds to stored buckets)."""

@@ -200,7 +200,11 @@ def analytics_main(
             next_poll = time.monotonic() + 1.0
             cameras = new_cameras()
             if cameras is not None:
+                previous = analytics
                 analytics = build(cameras, analytics)
+                for camera_id, old in previous.items():
+                    if analytics.get(camera_id) is not old:
+                        old.close_open(old.last_ts or time.time())
             bus.publish_activity(
                 {i: a.moving_until_ts for i, a in analytics.items() if a.moving_until_ts}
             )
@@ -214,7 +218,8 @@ def analytics_main(
         if camera is not None:
             camera.on_detections(ref, dets)
     for camera_analytics in analytics.values():
-        camera_analytics.flush_counts()  # nothing counted is lost on a clean stop
+        # Nothing counted is lost, and no incident stays open, on a clean stop.
+        camera_analytics.close_open(camera_analytics.last_ts or time.time())
     frames.close()
     bus.close()
 

@@ -52,6 +52,7 @@ class Supervisor:
         self.config_path = config_path
         self._ctx = mp.get_context("spawn")
         self.stop_event = StopFlag(self._ctx)
+        self.store_stop = StopFlag(self._ctx)
         self._children: list[_Child] = []
         self._valkey: EmbeddedValkey | None = None
         self.redis_url = ""
@@ -83,7 +84,12 @@ class Supervisor:
         events_q = self._ctx.Queue(maxsize=10_000)
         stop = self.stop_event
         self._children = [
-            _Child("cv-store", processes.store_main, (cfg, events_q, stop, self.redis_url)),
+            # The writer has its own stop flag, set only once every producer has
+            # ended, so what they report while stopping (closed incidents, the last
+            # traffic counts) is still written.
+            _Child(
+                "cv-store", processes.store_main, (cfg, events_q, self.store_stop, self.redis_url)
+            ),
             _Child("cv-api", processes.api_main, (cfg, self.redis_url, stop)),
             _Child(
                 "cv-analytics",
@@ -176,8 +182,11 @@ class Supervisor:
         self._stopping = True
         self.stop_event.set()
         deadline = time.monotonic() + JOIN_TIMEOUT_S
-        # Producers first, so the writer can drain what is already reported.
-        for child in reversed(self._children):
+        # Producers first, then the writer, so it drains everything they reported.
+        writers = [c for c in self._children if c.name == "cv-store"]
+        for child in [c for c in reversed(self._children) if c not in writers] + writers:
+            if child in writers:
+                self.store_stop.set()
             if child.process is not None:
                 child.process.join(timeout=max(0.1, deadline - time.monotonic()))
         for child in self._children:

@@ -8,7 +8,7 @@ import numpy as np
 from commune_vision.analytics import CameraAnalytics
 from core.config import CameraConfig
 from core.frames import FrameReader, FrameRing
-from core.types import IncidentOpened, StoreEvent
+from core.types import IncidentOpened, IncidentUpdated, StoreEvent
 from vision.detections import Detections
 
 BASE = {
@@ -59,3 +59,26 @@ def test_unchanged_rule_keeps_its_state_when_another_changes() -> None:
     )
     analytics.reconfigure(changed)
     assert analytics.rules[0][2] is first and analytics.rules[1][2] is not second
+
+
+def test_close_open_ends_every_open_incident() -> None:
+    events: list[StoreEvent] = []
+    ring = FrameRing("gate", 100, 200, 8)
+    reader = FrameReader()
+    try:
+        analytics = CameraAnalytics(CameraConfig.model_validate(BASE), reader, events.append)
+        person = (150, 40, 170, 90, 0.9, 0)
+        for i in range(6):
+            ref = ring.write(np.zeros((100, 200, 3), np.uint8), 1000.0 + i * 0.2)
+            analytics.on_detections(ref, _dets([person]))
+        assert [type(e) for e in events] == [IncidentOpened]
+        analytics.close_open(analytics.last_ts)
+        closed = events[-1]
+        assert isinstance(closed, IncidentUpdated) and closed.closed
+        assert closed.incident_id == events[0].incident.id  # type: ignore[union-attr]
+        assert closed.end_ts == 1001.0
+        analytics.close_open(1002.0)
+        assert len(events) == 2  # nothing left open
+    finally:
+        reader.close()
+        ring.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -159,6 +160,13 @@ def test_clip_as_live_camera_yields_intrusion_incidents(service: Service) -> Non
     assert service.stop(signal.SIGINT) == 0
     _assert_all_gone(children)
     assert "Traceback" not in service.log()
+    # A clean stop closes what was open: no incident is left without an end.
+    db = service.log_path.parent / "data" / "commune-vision.db"
+    with sqlite3.connect(db) as conn:
+        total, still_open = conn.execute(
+            "SELECT count(*), sum(end_ts IS NULL) FROM incidents"
+        ).fetchone()
+    assert total >= 1 and still_open == 0
 
 
 def test_sigterm_stops_every_child_and_valkey(service: Service) -> None:
