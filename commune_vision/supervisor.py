@@ -2,7 +2,7 @@
 
 Process graph (docs/architecture.md):
     ingest (a thread per camera) --FrameRef--> detector (one, batched)
-    --(FrameRef, Detections)--> analytics (tracker + rules) --IncidentEvent, TrafficCounts-->
+    --(FrameRef, Detections)--> analytics (tracker + rules) --StoreEvent-->
     store (single writer) --XADD--> Valkey/Redis --XREAD--> api (WebSocket)
 Frames themselves stay in shared memory.
 """

@@ -100,9 +100,6 @@ class IncidentUpdated:
     details: dict[str, float | str] = field(default_factory=dict)
 
 
-IncidentEvent = IncidentOpened | IncidentUpdated
-
-
 @dataclass(frozen=True, slots=True)
 class TrafficCount:
     """Line crossings of one class in one direction during one time bucket."""

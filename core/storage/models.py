@@ -52,10 +52,6 @@ class IncidentRow(Base):
 _COLUMNS: tuple[str, ...] = tuple(c.name for c in IncidentRow.__table__.columns)
 
 
-def incident_columns() -> tuple[str, ...]:
-    return _COLUMNS
-
-
 def row_dict(row: IncidentRow) -> dict[str, Any]:
     return {c: getattr(row, c) for c in _COLUMNS}
 

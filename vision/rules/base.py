@@ -11,7 +11,7 @@ All times are frame capture timestamps, never the wall clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -23,6 +23,7 @@ from shapely.geometry import Polygon
 
 from core.rule_config import Calibration, TimeWindow
 from vision.detections import Detections
+from vision.labels import DOMAIN_TO_COCO, domain_label
 
 EventKind = Literal["opened", "closed"]
 Box = tuple[float, float, float, float]
@@ -97,6 +98,35 @@ def in_schedule(windows: Sequence[TimeWindow], local_day_s: float) -> bool:
 def _seconds(hhmm: str) -> float:
     hours, minutes = hhmm.split(":")
     return int(hours) * 3600.0 + int(minutes) * 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A detection a rule considers: confirmed track, wanted class, confident enough."""
+
+    index: int  # row in ``FrameContext.tracked``
+    track_id: int
+    label: str  # domain label
+    score: float
+    xyxy: Box
+
+
+def class_ids_of(labels: Iterable[str]) -> frozenset[int]:
+    return frozenset(DOMAIN_TO_COCO[label] for label in labels)
+
+
+def candidates(
+    tracked: Detections, class_ids: frozenset[int], min_confidence: float
+) -> list[Candidate]:
+    """The rows every track rule looks at; unconfirmed tracks (id -1) never count."""
+    out: list[Candidate] = []
+    for i in range(len(tracked)):
+        tid = int(tracked.tracker_id[i])
+        class_id = int(tracked.class_id[i])
+        score = float(tracked.confidence[i])
+        if tid >= 0 and class_id in class_ids and score >= min_confidence:
+            out.append(Candidate(i, tid, domain_label(class_id) or "", score, box_of(tracked, i)))
+    return out
 
 
 def box_of(tracked: Detections, i: int) -> Box:

@@ -13,8 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.rule_config import IntrusionRule as IntrusionConfig
-from vision.labels import DOMAIN_TO_COCO, domain_label
-from vision.rules.base import EPS_S, Box, FrameContext, PixelZone, RuleEvent, box_of, in_schedule
+from vision.rules.base import (
+    EPS_S,
+    Box,
+    FrameContext,
+    PixelZone,
+    RuleEvent,
+    candidates,
+    class_ids_of,
+    in_schedule,
+)
 
 
 @dataclass(slots=True)
@@ -36,7 +44,7 @@ class IntrusionRule:
         self.name = config.name
         self.zone = zone
         self.exit_grace_s = exit_grace_s
-        self._class_ids = {DOMAIN_TO_COCO[label] for label in config.classes}
+        self._class_ids = class_ids_of(config.classes)
         self._tracks: dict[int, _TrackState] = {}
 
     def update(self, ctx: FrameContext) -> list[RuleEvent]:
@@ -46,17 +54,13 @@ class IntrusionRule:
         active = in_schedule(cfg.schedule, ctx.local_day_s)
         inside = self.zone.contains(tracked.anchors_bottom_center(), ctx.width, ctx.height)
         seen: set[int] = set()
-        for i in range(len(tracked)):
-            tid = int(tracked.tracker_id[i])
-            class_id = int(tracked.class_id[i])
-            score = float(tracked.confidence[i])
-            if tid < 0 or class_id not in self._class_ids or score < cfg.min_confidence:
-                continue
+        for c in candidates(tracked, self._class_ids, cfg.min_confidence):
+            i, tid, score = c.index, c.track_id, c.score
             seen.add(tid)
             state = self._tracks.setdefault(tid, _TrackState())
-            state.last_xyxy = box_of(tracked, i)
+            state.last_xyxy = c.xyxy
             if inside[i]:
-                self._inside(tid, state, ts, score, domain_label(class_id) or "", active, events)
+                self._inside(tid, state, ts, score, c.label, active, events)
             else:
                 self._outside(tid, state, ts, events)
         for tid, state in list(self._tracks.items()):

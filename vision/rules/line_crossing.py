@@ -42,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.rule_config import LineCrossingRule as LineCrossingConfig
-from vision.labels import DOMAIN_TO_COCO, domain_label
+from vision.labels import domain_label
 from vision.rules.base import (
     EPS_S,
     Box,
@@ -52,6 +52,8 @@ from vision.rules.base import (
     PixelLine,
     RuleEvent,
     box_of,
+    candidates,
+    class_ids_of,
     in_schedule,
 )
 
@@ -95,7 +97,7 @@ class LineCrossingRule:
         self.line = line
         self.handover_s = handover_s
         self.handover_dist = handover_dist  # share of the image diagonal
-        self._class_ids = {DOMAIN_TO_COCO[label] for label in config.classes}
+        self._class_ids = class_ids_of(config.classes)
         self._tracks: dict[int, _TrackState] = {}
         self._crossings: list[Crossing] = []
 
@@ -110,13 +112,7 @@ class LineCrossingRule:
         active = in_schedule(cfg.schedule, ctx.local_day_s)
         anchors = tracked.anchors_bottom_center()
         dists = self.line.side(anchors, w, h)
-        keep = [
-            i
-            for i in range(len(tracked))
-            if int(tracked.tracker_id[i]) >= 0
-            and int(tracked.class_id[i]) in self._class_ids
-            and float(tracked.confidence[i]) >= cfg.min_confidence
-        ]
+        keep = [c.index for c in candidates(tracked, self._class_ids, cfg.min_confidence)]
         seen = {int(tracked.tracker_id[i]) for i in keep}
         new = [i for i in keep if int(tracked.tracker_id[i]) not in self._tracks]
         self._hand_over(new, tracked.tracker_id, tracked.class_id, anchors, dists, ts, seen, w, h)

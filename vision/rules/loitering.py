@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.rule_config import LoiteringRule as LoiteringConfig
-from vision.labels import DOMAIN_TO_COCO, domain_label
 from vision.rules.base import (
     EPS_S,
     Box,
@@ -31,7 +30,8 @@ from vision.rules.base import (
     FrameContext,
     PixelZone,
     RuleEvent,
-    box_of,
+    candidates,
+    class_ids_of,
     in_schedule,
 )
 
@@ -56,7 +56,7 @@ class LoiteringRule:
         self.name = config.name
         self.zone = zone
         self.exit_grace_s = exit_grace_s
-        self._class_ids = {DOMAIN_TO_COCO[label] for label in config.classes}
+        self._class_ids = class_ids_of(config.classes)
         self._tracks: dict[int, _TrackState] = {}
 
     def update(self, ctx: FrameContext) -> list[RuleEvent]:
@@ -65,16 +65,12 @@ class LoiteringRule:
         tracked, ts = ctx.tracked, ctx.ts
         active = in_schedule(cfg.schedule, ctx.local_day_s)
         inside = self.zone.contains(tracked.anchors_bottom_center(), ctx.width, ctx.height)
-        for i in range(len(tracked)):
-            tid = int(tracked.tracker_id[i])
-            class_id = int(tracked.class_id[i])
-            score = float(tracked.confidence[i])
-            if tid < 0 or class_id not in self._class_ids or score < cfg.min_confidence:
-                continue
+        for c in candidates(tracked, self._class_ids, cfg.min_confidence):
+            i, tid, score = c.index, c.track_id, c.score
             state = self._tracks.setdefault(tid, _TrackState())
-            state.last_xyxy = box_of(tracked, i)
+            state.last_xyxy = c.xyxy
             if inside[i]:
-                self._inside(tid, state, ts, score, domain_label(class_id) or "", active, events)
+                self._inside(tid, state, ts, score, c.label, active, events)
             else:
                 self._outside(tid, state, ts, events)
         for tid in [t for t in self._tracks if t not in ctx.live_ids]:

@@ -46,7 +46,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.rule_config import IllegalParkingRule as IllegalParkingConfig
-from vision.labels import DOMAIN_TO_COCO, domain_label
 from vision.rules.base import (
     EPS_S,
     Box,
@@ -55,7 +54,8 @@ from vision.rules.base import (
     GroundPlane,
     PixelZone,
     RuleEvent,
-    box_of,
+    candidates,
+    class_ids_of,
     in_schedule,
 )
 
@@ -115,7 +115,7 @@ class IllegalParkingRule:
         self.shift_tolerance = shift_tolerance
         self.move_grace_s = move_grace_s
         self.exit_grace_s = exit_grace_s
-        self._class_ids = {DOMAIN_TO_COCO[label] for label in config.classes}
+        self._class_ids = class_ids_of(config.classes)
         self._tracks: dict[int, _TrackState] = {}
 
     def update(self, ctx: FrameContext) -> list[RuleEvent]:
@@ -125,22 +125,16 @@ class IllegalParkingRule:
         active = in_schedule(cfg.schedule, ctx.local_day_s)
         anchors = tracked.anchors_bottom_center()
         inside = self.zone.contains(anchors, ctx.width, ctx.height)
-        for i in range(len(tracked)):
-            tid = int(tracked.tracker_id[i])
-            class_id = int(tracked.class_id[i])
-            score = float(tracked.confidence[i])
-            if tid < 0 or class_id not in self._class_ids or score < cfg.min_confidence:
-                continue
+        for c in candidates(tracked, self._class_ids, cfg.min_confidence):
+            i, tid, score = c.index, c.track_id, c.score
             state = self._tracks.setdefault(tid, _TrackState())
-            state.last_xyxy = box_of(tracked, i)
+            state.last_xyxy = c.xyxy
             self._add_sample(state, _Sample(ts, float(anchors[i, 0]), float(anchors[i, 1])))
             if inside[i]:
                 state.last_inside_ts = ts
                 state.first_outside_ts = None
                 self._track_stop(tid, state, ctx, events)
-                self._maybe_open(
-                    tid, state, ts, score, domain_label(class_id) or "", active, events
-                )
+                self._maybe_open(tid, state, ts, score, c.label, active, events)
             else:
                 self._outside(tid, state, ts, events)
         for tid in [t for t in self._tracks if t not in ctx.live_ids]:

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.rule_config import SpeedingRule as SpeedingConfig
-from vision.labels import DOMAIN_TO_COCO, domain_label
 from vision.rules.base import (
     EPS_S,
     Box,
@@ -41,7 +40,8 @@ from vision.rules.base import (
     GroundPlane,
     PixelZone,
     RuleEvent,
-    box_of,
+    candidates,
+    class_ids_of,
     in_schedule,
 )
 
@@ -114,7 +114,7 @@ class SpeedingRule:
         self.zone = zone
         self.ground = ground
         self.exit_grace_s = exit_grace_s
-        self._class_ids = {DOMAIN_TO_COCO[label] for label in config.classes}
+        self._class_ids = class_ids_of(config.classes)
         self._tracks: dict[int, _TrackState] = {}
 
     def update(self, ctx: FrameContext) -> list[RuleEvent]:
@@ -129,15 +129,11 @@ class SpeedingRule:
         else:
             inside = np.ones((len(tracked),), bool)
         seen: set[int] = set()
-        for i in range(len(tracked)):
-            tid = int(tracked.tracker_id[i])
-            class_id = int(tracked.class_id[i])
-            score = float(tracked.confidence[i])
-            if tid < 0 or class_id not in self._class_ids or score < cfg.min_confidence:
-                continue
+        for c in candidates(tracked, self._class_ids, cfg.min_confidence):
+            i, tid, score = c.index, c.track_id, c.score
             seen.add(tid)
             state = self._tracks.setdefault(tid, _TrackState())
-            state.last_xyxy = box_of(tracked, i)
+            state.last_xyxy = c.xyxy
             if not inside[i]:
                 # The speed is measured inside the zone only: restart the window on re-entry.
                 state.samples.clear()
@@ -149,7 +145,7 @@ class SpeedingRule:
             if math.isfinite(x_m) and math.isfinite(y_m):
                 state.last_in_zone_ts = ts
                 self._measure(state, ts, x_m, y_m)
-                self._decide(tid, state, ts, score, class_id, active, events)
+                self._decide(tid, state, ts, score, c.label, active, events)
         for tid, state in list(self._tracks.items()):
             if tid in seen:
                 continue
@@ -184,7 +180,7 @@ class SpeedingRule:
         state: _TrackState,
         ts: float,
         score: float,
-        class_id: int,
+        label: str,
         active: bool,
         events: list[RuleEvent],
     ) -> None:
@@ -199,7 +195,7 @@ class SpeedingRule:
             state.open_since_ts = ts
             state.peak_kmh = sustained
             state.peak_score = score
-            state.label = domain_label(class_id) or ""
+            state.label = label
             events.append(self._event("opened", tid, state, ts))
 
     def _sustained(self, state: _TrackState) -> float | None:

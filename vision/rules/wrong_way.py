@@ -32,7 +32,6 @@ import numpy as np
 import numpy.typing as npt
 
 from core.rule_config import WrongWayRule as WrongWayConfig
-from vision.labels import DOMAIN_TO_COCO, domain_label
 from vision.rules.base import (
     EPS_S,
     Box,
@@ -40,7 +39,8 @@ from vision.rules.base import (
     GroundPlane,
     PixelZone,
     RuleEvent,
-    box_of,
+    candidates,
+    class_ids_of,
     in_schedule,
 )
 
@@ -89,7 +89,7 @@ class WrongWayRule:
         self.exit_grace_s = exit_grace_s
         self.smooth_n = smooth_n
         self._unit = (float(direction[0]) / norm, float(direction[1]) / norm)
-        self._class_ids = {DOMAIN_TO_COCO[label] for label in config.classes}
+        self._class_ids = class_ids_of(config.classes)
         self._tracks: dict[int, _TrackState] = {}
 
     def update(self, ctx: FrameContext) -> list[RuleEvent]:
@@ -100,19 +100,15 @@ class WrongWayRule:
         anchors = tracked.anchors_bottom_center()
         inside = self.zone.contains(anchors, ctx.width, ctx.height)
         seen: set[int] = set()
-        for i in range(len(tracked)):
-            tid = int(tracked.tracker_id[i])
-            class_id = int(tracked.class_id[i])
-            score = float(tracked.confidence[i])
-            if tid < 0 or class_id not in self._class_ids or score < cfg.min_confidence:
-                continue
+        for c in candidates(tracked, self._class_ids, cfg.min_confidence):
+            i, tid, score = c.index, c.track_id, c.score
             seen.add(tid)
             state = self._tracks.setdefault(tid, _TrackState(deque(maxlen=self.smooth_n)))
-            state.last_xyxy = box_of(tracked, i)
+            state.last_xyxy = c.xyxy
             if inside[i]:
                 state.last_inside_ts = ts
                 self._measure(state, (float(anchors[i, 0]), float(anchors[i, 1])), ts, ctx)
-                label = domain_label(class_id) or ""
+                label = c.label
                 self._maybe_open(tid, state, ts, score, label, active, events)
             else:
                 self._outside(tid, state, ts, events)
