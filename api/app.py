@@ -13,10 +13,22 @@ from fastapi import FastAPI
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from api.routers import alerts, cameras, config, events, health, incidents, metrics, stats
+from api.routers import (
+    alerts,
+    cameras,
+    config,
+    events,
+    evidence,
+    health,
+    incidents,
+    metrics,
+    recordings,
+    stats,
+)
 from core.storage.config_store import ConfigStore
 from core.storage.db import make_engine
 from core.storage.repository import IncidentRepository, TrafficRepository
+from core.storage.segments import SegmentIndex
 
 
 class ApiSettings(BaseSettings):
@@ -29,6 +41,15 @@ class ApiSettings(BaseSettings):
     media_root: Path = Field(
         validation_alias=AliasChoices("media_root", "COMMUNE_VISION_MEDIA_ROOT")
     )
+    recordings_dir: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("recordings_dir", "COMMUNE_VISION_RECORDINGS_DIR"),
+        description="default: media_root/recordings",
+    )
+
+    @property
+    def resolved_recordings_dir(self) -> Path:
+        return (self.recordings_dir or self.media_root / "recordings").resolve()
 
 
 class ApiState(TypedDict):
@@ -38,6 +59,8 @@ class ApiState(TypedDict):
     config_lock: asyncio.Lock
     redis: aioredis.Redis
     media_root: Path
+    segments: SegmentIndex
+    recordings_dir: Path
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -53,6 +76,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 "config_lock": asyncio.Lock(),
                 "redis": client,
                 "media_root": settings.media_root,
+                "segments": SegmentIndex(engine),
+                "recordings_dir": settings.resolved_recordings_dir,
             }
         finally:
             await client.aclose()
@@ -72,6 +97,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(config.router)
     app.include_router(metrics.router)
     app.include_router(stats.router)
+    app.include_router(recordings.router)
+    app.include_router(evidence.router)
     return app
 
 

@@ -11,6 +11,7 @@ from starlette.requests import HTTPConnection
 
 from core.storage.config_store import ConfigStore
 from core.storage.repository import IncidentRepository, TrafficRepository
+from core.storage.segments import SegmentIndex
 
 
 def get_repo(conn: HTTPConnection) -> IncidentRepository:
@@ -35,3 +36,11 @@ def get_config_lock(conn: HTTPConnection) -> asyncio.Lock:
 
 def get_traffic_repo(conn: HTTPConnection) -> TrafficRepository:
     return cast(TrafficRepository, conn.state.traffic)
+
+
+def get_segments(conn: HTTPConnection) -> SegmentIndex:
+    return cast(SegmentIndex, conn.state.segments)
+
+
+def get_recordings_dir(conn: HTTPConnection) -> Path:
+    return cast(Path, conn.state.recordings_dir)

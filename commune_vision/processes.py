@@ -256,6 +256,7 @@ def api_main(config: AppConfig, redis_url: str, stop: StopFlag) -> None:
     os.environ["DATABASE_URL"] = config.storage.resolved_database_url
     os.environ["REDIS_URL"] = redis_url
     os.environ["COMMUNE_VISION_MEDIA_ROOT"] = str(config.storage.data_dir.resolve())
+    os.environ["COMMUNE_VISION_RECORDINGS_DIR"] = str(config.storage.resolved_recordings_dir)
     server = uvicorn.Server(
         uvicorn.Config(
             "api.app:app_from_env",

@@ -68,6 +68,27 @@ class MotionSettings(StrictModel):
     hold_s: float = Field(2.0, ge=0.0, le=60.0, description="keep detecting this long after motion")
 
 
+class RecordSettings(StrictModel):
+    """Recording of one camera: packet remux into short segments, never re-encoded."""
+
+    enabled: bool = True
+    mode: Literal["continuous", "events"] = Field(
+        "continuous",
+        description="events: keep only segments near incidents (pre/post roll)",
+    )
+    segment_s: float = Field(
+        10.0, ge=2.0, le=300.0, description="target segment length; cut on the next key frame"
+    )
+    retain_days: float = Field(7.0, gt=0.0, le=3650.0, description="delete segments older")
+    max_gb: float | None = Field(None, gt=0.0, description="size quota of this camera, GB")
+    events_hold_s: float = Field(
+        300.0,
+        ge=0.0,
+        le=86400.0,
+        description="events mode: how long a segment waits for an incident before deletion",
+    )
+
+
 class ClassFilter(StrictModel):
     """Per-class detection thresholds for one camera (applied before tracking)."""
 
@@ -102,8 +123,9 @@ class CameraConfig(StrictModel):
     lines: list[LineConfig] = Field(default_factory=list)
     calibration: Calibration | None = None
     rules: list[RuleConfig] = Field(default_factory=list)
-    pre_roll_s: float = Field(5.0, ge=0.0, le=120.0)
-    post_roll_s: float = Field(5.0, ge=0.0, le=120.0)
+    pre_roll_s: float = Field(5.0, ge=0.0, le=120.0, description="clip seconds before")
+    post_roll_s: float = Field(5.0, ge=0.0, le=120.0, description="clip seconds after")
+    record: RecordSettings = RecordSettings()
 
     @model_validator(mode="after")
     def _references(self) -> CameraConfig:
@@ -138,6 +160,8 @@ class CameraConfig(StrictModel):
             self.enabled,
             self.detect,
             self.motion,
+            self.record.enabled,
+            self.record.segment_s,
         )
 
     @property
@@ -182,11 +206,30 @@ class DetectorConfig(StrictModel):
         return hw
 
 
+class RetentionConfig(StrictModel):
+    """Disk limits over all cameras; per-camera limits are under ``cameras[].record``."""
+
+    max_gb: float | None = Field(None, gt=0.0, description="quota of all recordings, GB")
+    min_free_gb: float = Field(
+        2.0, ge=0.0, description="below this free space, delete the oldest segments first"
+    )
+    min_free_percent: float = Field(5.0, ge=0.0, le=90.0, description="the same, in percent")
+    interval_s: float = Field(30.0, ge=1.0, le=3600.0, description="how often retention runs")
+
+
 class StorageConfig(StrictModel):
     data_dir: Path = Path("data")
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default sqlite file in data_dir"
     )
+    recordings_dir: Path | None = Field(
+        None, description="where segments go; default data_dir/recordings"
+    )
+    retention: RetentionConfig = RetentionConfig()
+
+    @property
+    def resolved_recordings_dir(self) -> Path:
+        return (self.recordings_dir or self.data_dir / "recordings").resolve()
 
     @property
     def resolved_database_url(self) -> str:

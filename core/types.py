@@ -74,6 +74,7 @@ class Incident:
     snapshot_path: str | None = None
     created_ts: float = field(default_factory=time.time)
     details: dict[str, float | str] = field(default_factory=dict)  # speed_kmh, count, …
+    evidence_locked: bool = False  # its footage is kept whatever the retention policy
 
     def to_json_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,7 +119,22 @@ class TrafficCounts:
     items: list[TrafficCount]
 
 
-StoreEvent = IncidentOpened | IncidentUpdated | TrafficCounts
+@dataclass(frozen=True, slots=True)
+class SegmentClosed:
+    """A finished recording segment, renamed to its final path, for the index.
+
+    ``path`` is relative to the recordings directory. Storing it twice is harmless:
+    the index keys on the path.
+    """
+
+    camera_id: str
+    path: str
+    start_ts: float  # capture time of its first (key) frame
+    end_ts: float  # capture time just after its last frame
+    bytes: int
+
+
+StoreEvent = IncidentOpened | IncidentUpdated | TrafficCounts | SegmentClosed
 
 
 class CameraState(StrEnum):
@@ -146,6 +162,9 @@ class CameraHealth:
     frames_dropped: int = 0  # frames the detector queue had no room for
     reconnects: int = 0
     last_error: str | None = None
+    recording: str = "off"  # off | waiting_keyframe | recording | error
+    segments_recorded: int = 0
+    record_error: str | None = None
     updated_ts: float = field(default_factory=time.time)
 
     def to_json_dict(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 
 from core.config import CameraConfig
-from core.types import CameraState
+from core.types import CameraHealth, CameraState
 from streams.reader import (
     Backoff,
     CameraReader,
@@ -43,7 +43,7 @@ class CameraManager:
         self,
         publish: Publish,
         on_state: StateListener | None = None,
-        packet_sinks: Callable[[CameraConfig], list[PacketSink]] | None = None,
+        packet_sinks: Callable[[CameraConfig, CameraHealth], list[PacketSink]] | None = None,
         backoff: Backoff | None = None,
         gate_factory: Callable[[CameraConfig], FrameGate | None] | None = None,
     ) -> None:
@@ -94,10 +94,12 @@ class CameraManager:
 
     def _start_one(self, camera: CameraConfig) -> None:
         stop = threading.Event()
-        sinks = self._packet_sinks(camera) if self._packet_sinks else []
+        # One health record per camera, shared by its reader and its recorder.
+        health = CameraHealth(camera_id=camera.id)
+        sinks = self._packet_sinks(camera, health) if self._packet_sinks else []
         gate = self._gate_factory(camera) if self._gate_factory else None
         reader = CameraReader(
-            camera, self._publish, stop, self._on_state, sinks, self._backoff, gate
+            camera, self._publish, stop, self._on_state, sinks, self._backoff, gate, health
         )
         thread = threading.Thread(target=reader.run, name=f"cam-{camera.id}", daemon=True)
         with self._lock:

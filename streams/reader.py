@@ -42,9 +42,17 @@ class FrameGate(Protocol):
 
 
 class PacketSink(Protocol):
-    """Receives every demuxed video packet (the recorder remuxes them, never decodes)."""
+    """Receives every demuxed video packet (the recorder remuxes them, never decodes).
+
+    A sink gets a packet after the decoder is done with it, so it may re-stamp it
+    and hand it to a muxer without copying. It must never raise or block for long:
+    it runs on the camera's reader thread.
+    """
 
     def on_packet(self, camera_id: str, packet: Any, capture_ts: float) -> None: ...
+
+    def end_session(self, camera_id: str) -> None:
+        """The connection (or one pass of a file) ended: nothing follows these packets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +152,7 @@ class CameraReader:
         packet_sinks: Sequence[PacketSink] = (),
         backoff: Backoff | None = None,
         gate: FrameGate | None = None,
+        health: CameraHealth | None = None,
     ) -> None:
         self.camera = camera
         self._gate = gate
@@ -152,7 +161,7 @@ class CameraReader:
         self._on_state = on_state
         self._sinks = list(packet_sinks)
         self._backoff = backoff or Backoff()
-        self.health = CameraHealth(camera_id=camera.id)
+        self.health = health or CameraHealth(camera_id=camera.id)
         self._ring: FrameRing | None = None
         self._selector = RateSelector(camera.detect.fps)
         self._input_fps = FpsMeter()
@@ -218,11 +227,17 @@ class CameraReader:
         timeout = (self.camera.stall_timeout_s, self.camera.stall_timeout_s)
         delivered = False
         while not self._stop.is_set():
-            with av.open(source, options=open_options(self.camera), timeout=timeout) as container:
-                stream = container.streams.video[0]
-                self.last_packet_monotonic = time.monotonic()
-                last_pts_s, got = self._demux(container, stream, pacer, mapper)
-                delivered = delivered or got
+            try:
+                with av.open(
+                    source, options=open_options(self.camera), timeout=timeout
+                ) as container:
+                    stream = container.streams.video[0]
+                    self.last_packet_monotonic = time.monotonic()
+                    last_pts_s, got = self._demux(container, stream, pacer, mapper)
+                    delivered = delivered or got
+            finally:
+                for sink in self._sinks:
+                    sink.end_session(self.camera.id)
             if pacer is None or not self.camera.loop:
                 return delivered
             frame_s = float(1 / stream.average_rate) if stream.average_rate else 0.04
@@ -243,10 +258,11 @@ class CameraReader:
             if self._stop.is_set():
                 break
             self.last_packet_monotonic = time.monotonic()
+            packet_ts = None
             if packet.pts is not None and self._sinks:
-                packet_ts = mapper.capture_ts(float(packet.pts * time_base))
-                for sink in self._sinks:
-                    sink.on_packet(self.camera.id, packet, packet_ts)
+                pts_s = float(packet.pts * time_base)
+                # The same clock as the frames', so clips show what incidents saw.
+                packet_ts = pacer.due_wall_s(pts_s) if pacer else mapper.capture_ts(pts_s)
             for frame in packet.decode():
                 if frame.pts is None:
                     continue
@@ -271,6 +287,9 @@ class CameraReader:
                     continue
                 self._deliver(frame, capture_ts)
                 delivered = True
+            if packet_ts is not None:
+                for sink in self._sinks:
+                    sink.on_packet(self.camera.id, packet, packet_ts)
         return last_pts_s, delivered
 
     def _deliver(self, frame: av.VideoFrame, capture_ts: float) -> None:

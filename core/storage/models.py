@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Float, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.types import Incident
@@ -34,11 +34,13 @@ class IncidentRow(Base):
     snapshot_path: Mapped[str | None] = mapped_column(String(512))
     created_ts: Mapped[float] = mapped_column(Float)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    evidence_locked: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         Index("ix_incidents_camera_start", "camera_id", "start_ts"),
         Index("ix_incidents_start", "start_ts"),
         Index("ix_incidents_type_start", "type", "start_ts"),
+        Index("ix_incidents_locked", "evidence_locked"),
     )
 
     @classmethod
@@ -88,3 +90,21 @@ class CameraConfigVersion(Base):
     comment: Mapped[str] = mapped_column(String(512))
     source_hash: Mapped[str | None] = mapped_column(String(64))
     cameras: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class SegmentRow(Base):
+    """One recorded segment file: the index that footage, clips and retention use."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    camera_id: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(512), unique=True)  # under the recordings dir
+    start_ts: Mapped[float] = mapped_column(Float)
+    end_ts: Mapped[float] = mapped_column(Float)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_segments_camera_start", "camera_id", "start_ts"),
+        Index("ix_segments_start", "start_ts"),
+    )

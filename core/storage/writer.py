@@ -1,4 +1,5 @@
-"""The single writer: the only code that writes incidents to the DB and media folder.
+"""The single writer: the only code that writes pipeline events (incidents, counts,
+the segment index) to the DB and media folder.
 
 Order matters: the snapshot file, then the row, then the alert. A client that
 receives an alert can always fetch the row and the snapshot it names.
@@ -16,7 +17,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from core.storage.models import IncidentRow, TrafficCountRow, row_dict
-from core.types import IncidentOpened, IncidentUpdated, StoreEvent, TrafficCounts
+from core.storage.segments import SegmentIndex
+from core.types import (
+    IncidentOpened,
+    IncidentUpdated,
+    SegmentClosed,
+    StoreEvent,
+    TrafficCounts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +53,15 @@ class IncidentWriter:
         self._engine = engine
         self._media_root = media_root
         self._publisher = publisher
+        self._segments = SegmentIndex(engine)
 
     def handle(self, event: StoreEvent) -> None:
         if isinstance(event, IncidentOpened):
             self._opened(event)
         elif isinstance(event, TrafficCounts):
             self._counts(event)
+        elif isinstance(event, SegmentClosed):
+            self._segments.add(event)
         else:
             self._updated(event)
 
