@@ -28,6 +28,9 @@ class IncidentOut(BaseModel):
     status: str
     snapshot_url: str | None
     details: dict[str, float | str] = Field(default_factory=dict)
+    evidence_locked: bool = Field(
+        False, description="its footage is kept whatever the retention policy"
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -60,6 +63,9 @@ class CameraHealthOut(BaseModel):
     frames_dropped: int
     reconnects: int
     last_error: str | None
+    recording: str = Field("off", description="off | waiting_keyframe | recording | error")
+    segments_recorded: int = 0
+    record_error: str | None = None
     updated_ts: float
 
 
