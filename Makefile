@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.demo_cpu --measure-s 30
 	$(BIN)/python -m benchmarks.decode --cameras 1 8 29 --window-s 15
 	$(BIN)/python -m benchmarks.detector --window-s 10
+	$(BIN)/python -m benchmarks.recording --cameras 29 --window-s 20
 	$(BIN)/python -m benchmarks.tracking
 
 clean:

@@ -100,3 +100,32 @@ class TrafficPointOut(BaseModel):
     label: str
     direction: str
     count: int
+
+
+class TimeRangeOut(BaseModel):
+    start_ts: float
+    end_ts: float
+
+
+class TimelineIncidentOut(BaseModel):
+    id: str
+    type: str
+    severity: str
+    start_ts: float
+    end_ts: float | None
+
+
+class TimelineOut(BaseModel):
+    """What one camera recorded in a window, for a timeline scrubber."""
+
+    camera_id: str
+    since_ts: float
+    until_ts: float
+    ranges: list[TimeRangeOut] = Field(description="recorded, merged, clipped to the window")
+    gaps: list[TimeRangeOut] = Field(description="parts of the window with no footage")
+    segments: int
+    bytes: int
+    recorded_s: float = Field(description="seconds of footage in the window")
+    incidents: list[TimelineIncidentOut] = Field(
+        description="incidents of the camera that started in the window, newest first"
+    )

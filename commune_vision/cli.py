@@ -18,9 +18,11 @@ app = typer.Typer(help="Video analytics for commune operations centers.", no_arg
 config_app = typer.Typer(help="Validate configuration files.", no_args_is_help=True)
 models_app = typer.Typer(help="Models the detector can use.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+evidence_app = typer.Typer(help="Evidence packages exported for the police.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
+app.add_typer(evidence_app, name="evidence")
 
 ConfigOption = Annotated[
     Path | None,
@@ -102,6 +104,43 @@ def db_upgrade(config: ConfigOption = None) -> None:
     typer.echo(f"schema up to date: {engine.url.render_as_string(hide_password=True)}")
 
 
+@evidence_app.command("verify")
+def evidence_verify(
+    package: Annotated[Path, typer.Argument(help="the evidence package (.zip)")],
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file",
+            help="the installation's key (evidence.key in the media root): also checks "
+            "the signature, which catches a rewritten manifest",
+        ),
+    ] = None,
+) -> None:
+    """Check an evidence package: exit 0 if intact, 1 if anything changed, 2 if unreadable."""
+    from core.evidence import EvidenceKeyError, read_key, verify_package
+
+    key = None
+    if key_file is not None:
+        try:
+            key = read_key(key_file)
+        except EvidenceKeyError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
+    result = verify_package(package, key)
+    if not result.readable:
+        for problem in result.problems:
+            typer.echo(problem, err=True)
+        raise typer.Exit(2)
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    if result.problems:
+        for problem in result.problems:
+            typer.echo(f"CHANGED {problem}")
+        typer.echo(f"{package}: NOT INTACT ({len(result.problems)} problem(s))")
+        raise typer.Exit(1)
+    typer.echo(f"{package}: OK ({len(result.files)} files, incident {result.incident_id})")
+
+
 @config_app.command("reload")
 def config_reload(config: ConfigOption = None) -> None:
     """Ask the running service to re-read its config file (same as SIGHUP)."""
@@ -133,16 +172,63 @@ def replay(
     max_seconds: Annotated[float | None, typer.Option(help="stop after this much video")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write results as JSON")] = None,
 ) -> None:
-    """What-if: run footage through detection and candidate rules, compare with a baseline."""
+    """What-if: run footage through detection and candidate rules, compare with a baseline.
+
+    The footage is a video file, or what a camera recorded between two times
+    (``--camera gate --from 2026-11-22T17:00 --to 2026-11-22T17:30``, local time).
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="replay-") as tmp:
+        _replay(config, video, camera, baseline, from_, to, max_seconds, json_out, Path(tmp))
+
+
+def _recorded_or_exit(
+    config: Path, camera: str | None, from_: str | None, to: str | None, scratch: Path
+) -> tuple[Path, float]:
+    from zoneinfo import ZoneInfo
+
+    from commune_vision.footage import parse_time, recorded_clip
+    from streams.clips import FootageMissing
+
+    if camera is None or from_ is None or to is None:
+        typer.echo("replay: recorded footage needs all of --camera, --from and --to", err=True)
+        raise typer.Exit(2)
+    cfg = _load_or_exit(config, check_sources=False)
+    tz = ZoneInfo(cfg.timezone)
+    try:
+        clip = recorded_clip(
+            cfg, camera, parse_time(from_, tz, "--from"), parse_time(to, tz, "--to"), scratch
+        )
+    except (ValueError, FootageMissing) as exc:
+        typer.echo(f"replay: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"recorded footage: {clip.duration_s:.1f} s from {len(clip.segment_ids)} segments")
+    return clip.path, clip.start_ts
+
+
+def _replay(
+    config: Path,
+    video: Path | None,
+    camera: str | None,
+    baseline: Path | None,
+    from_: str | None,
+    to: str | None,
+    max_seconds: float | None,
+    json_out: Path | None,
+    scratch: Path,
+) -> None:
     from rich.progress import Progress
 
     from commune_vision.replay import compare, replay_video, write_json
 
+    if from_ or to:
+        video, start_ts = _recorded_or_exit(config, camera, from_, to, scratch)
+    else:
+        start_ts = None
     if video is None:
-        what = "--camera X --from T1 --to T2" if from_ or to else "--video FILE"
         typer.echo(
-            f"replay: give --video FILE. Replaying recorded footage ({what}) needs the "
-            "recording store, which this version does not have yet.",
+            "replay: give --video FILE, or --camera X --from T1 --to T2 for recorded footage",
             err=True,
         )
         raise typer.Exit(2)
@@ -163,6 +249,7 @@ def replay(
                 baseline_cfg,
                 max_seconds,
                 progress=lambda t: bar.update(task, completed=min(t, total)),
+                start_ts=start_ts,  # recorded footage keeps its real times (schedules)
             )
         except ValueError as exc:
             typer.echo(str(exc), err=True)

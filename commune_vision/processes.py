@@ -107,11 +107,14 @@ def ingest_main(
 
     from commune_vision.gating import ActivityBoard, gate_for
     from commune_vision.offline import OfflineWatch
+    from commune_vision.recording import RecorderFactory
 
     activity = ActivityBoard()
+    recorders = RecorderFactory(config.storage.resolved_recordings_dir)
     manager = CameraManager(
         lambda ref: _put_or_drop(frames_q, ref),
         on_state,
+        packet_sinks=recorders.sinks_for,
         gate_factory=lambda camera: gate_for(camera, activity),
     )
     manager.apply(config.cameras)
@@ -128,7 +131,9 @@ def ingest_main(
         bus.publish_health(manager.health())
         while not changes.empty():
             bus.publish_event("camera_state", changes.get())
+        recorders.drain(events_q.put, bus.publish_event)
     manager.stop_all()
+    recorders.drain(events_q.put, bus.publish_event)  # the segments closed while stopping
     bus.close()
 
 
@@ -225,7 +230,11 @@ def analytics_main(
 
 
 def store_main(config: AppConfig, events_q: Any, stop: StopFlag, redis_url: str) -> None:
-    """The single writer: incidents to the DB and media folder, then the alert to Redis."""
+    """The single writer: incidents to the DB and media folder, then the alert to Redis.
+
+    Retention runs here too, on its own thread, so deleting old footage never
+    delays an incident.
+    """
     setup_child(stop)
     from core.storage.db import make_engine
     from core.storage.writer import IncidentWriter
@@ -233,6 +242,10 @@ def store_main(config: AppConfig, events_q: Any, stop: StopFlag, redis_url: str)
     engine = make_engine(config.storage.resolved_database_url)
     bus = EventBus(redis_url)
     writer = IncidentWriter(engine, config.storage.data_dir.resolve(), bus)
+    retention = threading.Thread(
+        target=_retention_loop, args=(config, engine, bus, stop), name="retention", daemon=True
+    )
+    retention.start()
     while True:
         try:
             event = events_q.get(timeout=0.2)
@@ -243,9 +256,42 @@ def store_main(config: AppConfig, events_q: Any, stop: StopFlag, redis_url: str)
         try:
             writer.handle(event)
         except Exception:
-            log.exception("incident event could not be stored")
+            log.exception("pipeline event could not be stored")
+    retention.join(timeout=10)
     bus.close()
     engine.dispose()
+
+
+def _retention_loop(config: AppConfig, engine: Any, bus: EventBus, stop: StopFlag) -> None:
+    from core.storage.config_store import ConfigStore
+    from core.storage.segments import SegmentIndex
+    from streams.retention import Retention
+
+    store = ConfigStore(engine)
+
+    def cameras() -> list[CameraConfig]:
+        latest = store.latest()
+        return latest.cameras if latest is not None else config.cameras
+
+    root = config.storage.resolved_recordings_dir
+    root.mkdir(parents=True, exist_ok=True)
+    retention = Retention(
+        SegmentIndex(engine), root, cameras, config.storage.retention, bus.publish_event
+    )
+    try:
+        indexed, removed, _parts = retention.reconcile()
+        log.info("recordings: %d indexed, %d stale rows removed on start", indexed, removed)
+    except Exception:
+        log.exception("recordings could not be reconciled with the index")
+    while True:
+        try:
+            retention.run_once(time.time())
+        except Exception:
+            # A failing disk query must not end retention; the next pass retries.
+            log.exception("retention pass failed")
+        bus.publish_stats("recording", retention.stats())
+        if stop.wait(config.storage.retention.interval_s):
+            return
 
 
 def api_main(config: AppConfig, redis_url: str, stop: StopFlag) -> None:

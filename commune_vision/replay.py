@@ -94,6 +94,10 @@ class _Collector:
                 self.result.counts[key] = self.result.counts.get(key, 0) + c.count
 
 
+# A video file has no wall-clock times; rules see this fixed one plus PTS.
+REPLAY_EPOCH_TS = 1_800_000_000.0
+
+
 def pick_camera(config: AppConfig, camera_id: str | None, source: str) -> CameraConfig:
     if camera_id is None:
         if len(config.cameras) != 1:
@@ -130,13 +134,15 @@ def replay_video(
     baseline: AppConfig | None = None,
     max_seconds: float | None = None,
     progress: Callable[[float], None] | None = None,
-    start_ts: float = 1_800_000_000.0,
+    start_ts: float | None = None,
 ) -> tuple[ReplayResult, ReplayResult | None]:
     """Replay ``video``; returns (candidate, baseline) results.
 
     Frame times are mapped onto ``start_ts`` + PTS, so rules see a steady clock
     (and schedules a fixed time of day); reported times are seconds into the video.
     """
+    if start_ts is None:
+        start_ts = REPLAY_EPOCH_TS
     cam = pick_camera(candidate, camera_id, str(video))
     base_cam = pick_camera(baseline, camera_id, str(video)) if baseline else None
     det_cfg = candidate.detector

@@ -25,6 +25,7 @@ from streams.reader import (
     Publish,
     StateListener,
 )
+from streams.record_reader import RecordStreamReader
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class _Running:
     reader: CameraReader
     thread: threading.Thread
     stop: threading.Event
+    record_thread: threading.Thread | None = None
 
 
 class CameraManager:
@@ -98,13 +100,26 @@ class CameraManager:
         health = CameraHealth(camera_id=camera.id)
         sinks = self._packet_sinks(camera, health) if self._packet_sinks else []
         gate = self._gate_factory(camera) if self._gate_factory else None
+        record_thread = None
+        if camera.record_url and sinks:
+            # Record the main stream by remux on its own connection; the detect
+            # substream then feeds only the detector.
+            record_reader = RecordStreamReader(
+                camera, camera.record_url, sinks, stop, self._backoff
+            )
+            record_thread = threading.Thread(
+                target=record_reader.run, name=f"rec-{camera.id}", daemon=True
+            )
+            sinks = []
         reader = CameraReader(
             camera, self._publish, stop, self._on_state, sinks, self._backoff, gate, health
         )
         thread = threading.Thread(target=reader.run, name=f"cam-{camera.id}", daemon=True)
         with self._lock:
-            self._running[camera.id] = _Running(reader, thread, stop)
+            self._running[camera.id] = _Running(reader, thread, stop, record_thread)
         thread.start()
+        if record_thread is not None:
+            record_thread.start()
 
     def _stop_one(self, camera_id: str) -> None:
         with self._lock:
@@ -113,9 +128,12 @@ class CameraManager:
             return
         running.stop.set()
         # A read blocked in FFmpeg returns within the camera's timeout at most.
-        running.thread.join(timeout=running.reader.camera.stall_timeout_s + JOIN_TIMEOUT_S)
-        if running.thread.is_alive():
-            log.error("camera %s: reader did not stop in time", camera_id)
+        for thread in (running.thread, running.record_thread):
+            if thread is None:
+                continue
+            thread.join(timeout=running.reader.camera.stall_timeout_s + JOIN_TIMEOUT_S)
+            if thread.is_alive():
+                log.error("camera %s: %s did not stop in time", camera_id, thread.name)
 
     def watchdog(self) -> None:
         now = time.monotonic()

@@ -12,6 +12,7 @@ also lets a scan recover a segment's start time from its name.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import logging
 import os
 import time
@@ -34,7 +35,7 @@ _NAME_FORMAT = "%Y-%m-%d/%H/%H-%M-%S"
 def segment_relpath(camera_id: str, start_ts: float) -> str:
     """The path of a segment under the recordings root, from its start time."""
     whole = int(start_ts)
-    millis = min(999, int(round((start_ts - whole) * 1000)))
+    millis = min(999, round((start_ts - whole) * 1000))
     return f"{camera_id}/{time.strftime(_NAME_FORMAT, time.gmtime(whole))}.{millis:03d}.mp4"
 
 
@@ -101,6 +102,9 @@ class SegmentRecorder:
         self._last_ts = 0.0
         self._frame_s = 0.04
         self._offset = 0
+        self._time_base = Fraction(1, 90000)
+        self._pts_min = 0
+        self._pts_max = 0
         self._last_dts: int | None = None
         self._retry_at = 0.0
         self.health.recording = "waiting_keyframe"
@@ -114,7 +118,7 @@ class SegmentRecorder:
 
     def end_session(self, camera_id: str) -> None:
         try:
-            self._finish(self._last_ts + self._frame_s)
+            self._finish()
         except Exception as exc:
             self._fail(exc)
         self._in_stream = None
@@ -129,15 +133,18 @@ class SegmentRecorder:
         stream = packet.stream
         if self._out is not None and stream is not self._in_stream:
             # A new connection or codec context: its packets do not continue this file.
-            self._finish(self._last_ts + self._frame_s)
-        if packet.is_keyframe and (
-            self._out is None or capture_ts - self._start_ts >= self.segment_s
-        ):
-            self._finish(capture_ts)
+            self._finish()
+        if packet.is_keyframe and (self._out is None or self._length_s(packet) >= self.segment_s):
+            self._finish()
             self._open(stream, capture_ts, packet)
         if self._out is None:
             return  # waiting for a key frame: a segment must decode on its own
         self._write(packet, capture_ts)
+
+    def _length_s(self, packet: Any) -> float:
+        # Stream time, not wall time: a burst of packets at connect has little wall
+        # time between them but a full GOP of video.
+        return float((packet.pts - self._offset - self._pts_min) * self._time_base)
 
     def _open(self, stream: Any, capture_ts: float, packet: Any) -> None:
         self._relpath = segment_relpath(self.camera_id, capture_ts)
@@ -151,6 +158,8 @@ class SegmentRecorder:
         self._frame_s = float(1 / stream.average_rate) if stream.average_rate else 0.04
         # Rebase so the file starts at zero; dts (decode order) leads pts.
         self._offset = packet.dts if packet.dts is not None else packet.pts
+        self._time_base = packet.time_base or stream.time_base or Fraction(1, 90000)
+        self._pts_min = self._pts_max = packet.pts - self._offset
         self._last_dts = None
         self._retry_at = 0.0
         self.health.recording = "recording"
@@ -169,22 +178,29 @@ class SegmentRecorder:
         self._out.mux(packet)
         self._last_dts = dts
         self._last_ts = max(self._last_ts, capture_ts)
+        self._pts_min = min(self._pts_min, pts)
+        self._pts_max = max(self._pts_max, pts)
 
-    def _finish(self, end_ts: float) -> None:
+    def _finish(self) -> None:
         out, part = self._out, self._part
         if out is None or part is None:
             return
         self._out = self._part = None
+        # Times are anchored on the segment's end: the wall-clock mapping is best
+        # there (a burst at connect stamps the first packets late), and the length
+        # is the file's own, so the index and the file agree.
+        duration_s = float((self._pts_max - self._pts_min) * self._time_base) + self._frame_s
+        end_ts = self._last_ts + self._frame_s
+        start_ts = end_ts - duration_s
         out.close()
         with open(part, "rb+") as fh:
             os.fsync(fh.fileno())  # the data is on disk before the name says complete
         final = part.with_name(part.name[1:].removesuffix(PART_SUFFIX))
         part.replace(final)
         size = final.stat().st_size
-        end_ts = max(end_ts, self._last_ts + 1e-3)
         self.health.segments_recorded += 1
         self.health.record_error = None
-        self._on_segment(SegmentClosed(self.camera_id, self._relpath, self._start_ts, end_ts, size))
+        self._on_segment(SegmentClosed(self.camera_id, self._relpath, start_ts, end_ts, size))
 
     def _fail(self, exc: BaseException) -> None:
         message = f"recording failed: {exc}"
@@ -194,10 +210,8 @@ class SegmentRecorder:
         out, part = self._out, self._part
         self._out = self._part = None
         if out is not None:
-            try:
+            with contextlib.suppress(Exception):  # the file is being thrown away
                 out.close()
-            except Exception:
-                pass  # the file is being thrown away
         if part is not None:
             part.unlink(missing_ok=True)
         # Wait for the next key frame after a pause, rather than retrying every packet.

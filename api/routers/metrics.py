@@ -128,6 +128,64 @@ class DetectorCollector(Collector):
             yield family
 
 
+class RecordingCollector(Collector):
+    """Recording footprint and retention, from the store's ``recording`` stats entry
+    (its shape is documented in ``streams/retention.py``)."""
+
+    def __init__(self, stats: dict[str, Any]) -> None:
+        self._s = stats
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        size = GaugeMetricFamily(
+            "cv_recording_bytes", "bytes of recorded segments on disk", labels=["camera"]
+        )
+        segments = GaugeMetricFamily(
+            "cv_recording_segments", "recorded segments on disk", labels=["camera"]
+        )
+        oldest = GaugeMetricFamily(
+            "cv_recording_oldest_timestamp_seconds",
+            "start of the oldest recorded footage, UTC",
+            labels=["camera"],
+        )
+        for cam, usage in sorted(self._s.get("cameras", {}).items()):
+            size.add_metric([cam], float(usage["bytes"]))
+            segments.add_metric([cam], float(usage["segments"]))
+            if usage.get("oldest_ts") is not None:
+                oldest.add_metric([cam], float(usage["oldest_ts"]))
+        deleted_segments = CounterMetricFamily(
+            "cv_recording_deleted_segments",
+            "segments deleted by retention, by reason",
+            labels=["camera", "reason"],
+        )
+        deleted_bytes = CounterMetricFamily(
+            "cv_recording_deleted_bytes",
+            "bytes deleted by retention, by reason",
+            labels=["camera", "reason"],
+        )
+        for cam, per_reason in sorted(self._s.get("deleted", {}).items()):
+            for reason, counts in sorted(per_reason.items()):
+                deleted_segments.add_metric([cam, reason], float(counts["segments"]))
+                deleted_bytes.add_metric([cam, reason], float(counts["bytes"]))
+        yield from (size, segments, oldest, deleted_segments, deleted_bytes)
+        disk = self._s.get("disk", {})
+        for name, key, doc in (
+            ("cv_disk_free_bytes", "free_bytes", "free bytes on the recordings disk"),
+            ("cv_disk_total_bytes", "total_bytes", "size of the recordings disk"),
+            (
+                "cv_disk_min_free_bytes",
+                "threshold_bytes",
+                "free space under which retention deletes the oldest footage",
+            ),
+        ):
+            if disk.get(key) is not None:
+                yield GaugeMetricFamily(name, doc, value=float(disk[key]))
+        yield GaugeMetricFamily(
+            "cv_disk_pressure",
+            "1 while free space is low and retention deletes footage for it",
+            value=1.0 if disk.get("pressure") else 0.0,
+        )
+
+
 @router.get("/metrics", response_class=Response)
 async def metrics(client: Annotated[aioredis.Redis, Depends(get_redis)]) -> Response:
     raw = await client.hgetall(HEALTH_HASH)
@@ -136,4 +194,7 @@ async def metrics(client: Annotated[aioredis.Redis, Depends(get_redis)]) -> Resp
     detector = await client.hget(STATS_HASH, "detector")
     if detector is not None:
         registry.register(DetectorCollector(json.loads(detector)))
+    recording = await client.hget(STATS_HASH, "recording")
+    if recording is not None:
+        registry.register(RecordingCollector(json.loads(recording)))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -47,6 +47,20 @@ class IncidentRepository:
             row = session.get(IncidentRow, incident_id)
             return row.to_incident() if row is not None else None
 
+    def set_evidence_lock(self, incident_id: str, locked: bool) -> Incident | None:
+        """Set or clear the lock; None if there is no such incident. Idempotent.
+
+        A user action through the API, not a pipeline event, so it does not go
+        through the pipeline's single writer (like config edits).
+        """
+        with Session(self._engine) as session, session.begin():
+            row = session.get(IncidentRow, incident_id)
+            if row is None:
+                return None
+            row.evidence_locked = locked
+            session.flush()
+            return row.to_incident()
+
 
 @dataclass(frozen=True, slots=True)
 class TrafficPoint:

@@ -129,14 +129,29 @@ class SegmentIndex:
             return set(session.scalars(stmt))
 
     def oldest(
-        self, camera_id: str | None, before_ts: float | None = None, limit: int = 500
+        self,
+        camera_id: str | None,
+        before_ts: float | None = None,
+        limit: int = 500,
+        after: tuple[float, int] | None = None,
     ) -> list[Segment]:
-        """Oldest segments first (of one camera, or of all), for retention to walk."""
-        stmt = select(SegmentRow).order_by(SegmentRow.start_ts).limit(limit)
+        """Oldest segments first (of one camera, or of all), for retention to walk.
+
+        ``after`` is ``(start_ts, id)`` of the last segment of the previous page: the
+        walk goes on from there, so segments it decided to keep are not read again.
+        """
+        stmt = select(SegmentRow).order_by(SegmentRow.start_ts, SegmentRow.id).limit(limit)
         if camera_id is not None:
             stmt = stmt.where(SegmentRow.camera_id == camera_id)
         if before_ts is not None:
             stmt = stmt.where(SegmentRow.start_ts < before_ts)
+        if after is not None:
+            # Written so the start_ts indexes serve the range (an OR alone would not).
+            after_ts, after_id = after
+            stmt = stmt.where(
+                SegmentRow.start_ts >= after_ts,
+                or_(SegmentRow.start_ts > after_ts, SegmentRow.id > after_id),
+            )
         with Session(self._engine) as session:
             return [_segment(r) for r in session.scalars(stmt)]
 

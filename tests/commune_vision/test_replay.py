@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from core.storage.db import make_engine
+from core.storage.migrate import upgrade
+from core.storage.segments import SegmentIndex
+from tests.recording_helpers import record_clip
 
 CAMERA = """
 cameras:
@@ -57,10 +64,98 @@ def test_replay_compares_two_thresholds(tmp_path: Path, video) -> None:  # type:
     assert all(i["start_s"] <= 30.5 for i in baseline["incidents"])
 
 
+def test_replay_of_recorded_footage_by_camera_and_time(tmp_path: Path, video) -> None:  # type: ignore[no-untyped-def]
+    """The footage comes from the recordings: the real recorder wrote it, the index finds it."""
+    data = tmp_path / "data"
+    strict, lax = tmp_path / "strict.yaml", tmp_path / "lax.yaml"
+    storage = f"storage: {{data_dir: {data}}}\n"
+    strict.write_text(CAMERA.format(min_inside_s=8) + storage)
+    lax.write_text(CAMERA.format(min_inside_s=0.5) + storage)
+    data.mkdir()
+    engine = make_engine(f"sqlite:///{data / 'commune-vision.db'}")
+    upgrade(engine)
+    t0 = 1_795_000_000.0
+    segments = record_clip(
+        video("pets2009_vtest_480x360.mp4"),
+        data / "recordings",
+        "campus",
+        t0,
+        10.0,
+        SegmentIndex(engine),
+    )
+    engine.dispose()
+    assert len(segments) >= 3
+    out = tmp_path / "replay.json"
+    result = _cli(
+        "--config",
+        str(strict),
+        "--baseline",
+        str(lax),
+        "--camera",
+        "campus",
+        "--from",
+        str(t0),
+        "--to",
+        str(t0 + 30),
+        "--json",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "recorded footage: " in result.stdout
+    report = json.loads(out.read_text())
+    candidate, baseline = report["candidate"], report["baseline"]
+    assert 0 < len(candidate["incidents"]) < len(baseline["incidents"])
+    # At most one GOP before --from, and no further than --to.
+    assert all(i["start_s"] <= 30.5 + 8 for i in baseline["incidents"])
+
+    # Local time (the config's zone, Asia/Ho_Chi_Minh = UTC+7) names the same window.
+    local = datetime.fromtimestamp(t0 + 300, ZoneInfo("Asia/Ho_Chi_Minh")).replace(tzinfo=None)
+    result = _cli(
+        "--config",
+        str(strict),
+        "--camera",
+        "campus",
+        "--from",
+        local.isoformat(),
+        "--to",
+        (local + timedelta(seconds=30)).isoformat(),
+    )
+    assert result.returncode == 2 and "nothing recorded between --from and --to" in result.stderr
+
+
 def test_replay_explains_what_is_missing(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
-    config.write_text(CAMERA.format(min_inside_s=1))
+    config.write_text(CAMERA.format(min_inside_s=1) + f"storage: {{data_dir: {tmp_path}}}\n")
     result = _cli("--config", str(config), "--camera", "campus", "--from", "2026-11-22T17:00")
-    assert result.returncode == 2 and "recording" in result.stderr
+    assert result.returncode == 2 and "--camera, --from and --to" in result.stderr
+    result = _cli(
+        "--config",
+        str(config),
+        "--camera",
+        "campus",
+        "--from",
+        "2026-11-22T17:00",
+        "--to",
+        "yesterday",
+    )
+    assert result.returncode == 2 and "--to: 'yesterday' is not a time" in result.stderr
+    result = _cli(
+        "--config",
+        str(config),
+        "--camera",
+        "campus",
+        "--from",
+        "2026-11-22T17:00",
+        "--to",
+        "2026-11-22T16:00",
+    )
+    assert result.returncode == 2 and "--to must be later than --from" in result.stderr
     result = _cli("--config", str(config), "--video", str(tmp_path / "nope.mp4"))
     assert result.returncode == 2 and "--video" in result.stderr
+    config.write_text(
+        CAMERA.format(min_inside_s=1) + f"storage: {{data_dir: {tmp_path / 'none'}}}\n"
+    )
+    result = _cli(
+        "--config", str(config), "--camera", "campus", "--from", "1795000000", "--to", "1795000030"
+    )
+    assert result.returncode == 2 and "cannot read the recordings index" in result.stderr
