@@ -75,6 +75,9 @@ class Incident:
     created_ts: float = field(default_factory=time.time)
     details: dict[str, float | str] = field(default_factory=dict)  # speed_kmh, count, …
     evidence_locked: bool = False  # its footage is kept whatever the retention policy
+    assignee: str | None = None  # review: the username it is assigned to
+    false_alarm_category: str | None = None  # review: why it was a false alarm
+    updated_ts: float | None = None  # review: last change by a person
 
     def to_json_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -35,12 +35,18 @@ class IncidentRow(Base):
     created_ts: Mapped[float] = mapped_column(Float)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     evidence_locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    assignee: Mapped[str | None] = mapped_column(String(64))  # a username
+    false_alarm_category: Mapped[str | None] = mapped_column(String(32))
+    updated_ts: Mapped[float | None] = mapped_column(Float)  # last review change
 
     __table_args__ = (
         Index("ix_incidents_camera_start", "camera_id", "start_ts"),
         Index("ix_incidents_start", "start_ts"),
         Index("ix_incidents_type_start", "type", "start_ts"),
         Index("ix_incidents_locked", "evidence_locked"),
+        Index("ix_incidents_status_start", "status", "start_ts"),
+        Index("ix_incidents_assignee_start", "assignee", "start_ts"),
+        Index("ix_incidents_camera_type_start", "camera_id", "type", "start_ts"),
     )
 
     @classmethod
@@ -107,4 +113,105 @@ class SegmentRow(Base):
     __table_args__ = (
         Index("ix_segments_camera_start", "camera_id", "start_ts"),
         Index("ix_segments_start", "start_ts"),
+    )
+
+
+# -- users, review and integrations (issue 7) ------------------------------------
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))  # admin | operator | police | viewer
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_ts: Mapped[float] = mapped_column(Float)
+    last_login_ts: Mapped[float | None] = mapped_column(Float)
+
+
+class ApiKeyRow(Base):
+    """An integration's key: only a SHA-256 of the secret is stored (keys are random,
+    so a slow hash buys nothing); ``prefix`` finds the row without a scan."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_ts: Mapped[float] = mapped_column(Float)
+    last_used_ts: Mapped[float | None] = mapped_column(Float)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AuditRow(Base):
+    """Every change a person or integration makes: who, when, what, before and after."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[float] = mapped_column(Float)
+    actor: Mapped[str] = mapped_column(String(96))  # "user:anh", "api_key:vms", "system"
+    action: Mapped[str] = mapped_column(String(64))  # "incident.acknowledge", "config.update"…
+    entity_type: Mapped[str] = mapped_column(String(32))  # incident | camera_config | user…
+    entity_id: Mapped[str] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_audit_entity", "entity_type", "entity_id", "ts"),
+        Index("ix_audit_ts", "ts"),
+    )
+
+
+class IncidentNoteRow(Base):
+    __tablename__ = "incident_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[float] = mapped_column(Float)
+    author: Mapped[str] = mapped_column(String(96))
+    text: Mapped[str] = mapped_column(String(4000))
+
+    __table_args__ = (Index("ix_incident_notes_incident", "incident_id", "ts"),)
+
+
+class WebhookRow(Base):
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(1024))
+    secret: Mapped[str] = mapped_column(String(128))  # HMAC-SHA256 key for X-Signature
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    camera_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: every camera
+    types: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: every type
+    min_severity: Mapped[str] = mapped_column(String(16), default="low")
+    created_ts: Mapped[float] = mapped_column(Float)
+
+
+class WebhookDeliveryRow(Base):
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[int] = mapped_column(Integer)
+    incident_id: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str] = mapped_column(String(16))  # opened | updated | closed | review
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_ts: Mapped[float] = mapped_column(Float)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(512))
+    created_ts: Mapped[float] = mapped_column(Float)
+    delivered_ts: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_ts"),
+        Index("ix_webhook_deliveries_webhook", "webhook_id", "created_ts"),
     )
