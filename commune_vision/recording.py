@@ -49,8 +49,12 @@ class RecorderFactory:
         self,
         store: Callable[[SegmentClosed], None],
         publish_event: Callable[[str, dict[str, Any]], None],
-    ) -> None:
+    ) -> int:
+        """Hand on what the recorders reported; returns how many segments."""
+        count = 0
         while not self._segments.empty():
             store(self._segments.get())
+            count += 1
         while not self._errors.empty():
             publish_event("recording_error", self._errors.get())
+        return count
