@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install sysdeps demo test check lint typecheck test-assets bench clean
+.PHONY: install sysdeps demo test check lint typecheck test-assets bench clean openapi
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The API contract: regenerate after changing routes or schemas, review the diff, commit.
+openapi: $(STAMP)
+	$(BIN)/python -m api.openapi docs/openapi.json
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.demo_cpu --measure-s 30

@@ -10,25 +10,41 @@ from typing import TypedDict
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import Engine
 
+from api.bootstrap import bootstrap_admin, build_auth_config
+from api.openapi_security import add_security
 from api.routers import (
     alerts,
+    audit,
+    auth,
     cameras,
     config,
     events,
     evidence,
+    feedback,
     health,
     incidents,
     metrics,
     recordings,
+    review,
     stats,
+    users,
+    webhooks,
 )
+from api.security import AuthConfig
+from api.telemetry import ApiMetrics, HttpMetricsMiddleware
+from core.storage.audit import AuditLog
 from core.storage.config_store import ConfigStore
 from core.storage.db import make_engine
+from core.storage.feedback import FeedbackStats
 from core.storage.repository import IncidentRepository, TrafficRepository
+from core.storage.review import ReviewStore
 from core.storage.segments import SegmentIndex
+from core.storage.users import UserRepository
+from core.storage.webhooks import WebhookStore
 
 
 class ApiSettings(BaseSettings):
@@ -46,6 +62,34 @@ class ApiSettings(BaseSettings):
         validation_alias=AliasChoices("recordings_dir", "COMMUNE_VISION_RECORDINGS_DIR"),
         description="default: media_root/recordings",
     )
+    secret_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("secret_key", "COMMUNE_VISION_SECRET_KEY"),
+        description="token signing key; default: a key file made in media_root",
+    )
+    token_ttl_s: int = Field(
+        12 * 3600,  # a police shift
+        ge=1,
+        validation_alias=AliasChoices("token_ttl_s", "COMMUNE_VISION_TOKEN_TTL_S"),
+    )
+    login_max_failures: int = Field(
+        5, ge=1, description="failed logins per username and client address per window"
+    )
+    login_window_s: int = Field(300, ge=1)
+    admin_username: str = Field(
+        "admin", validation_alias=AliasChoices("admin_username", "COMMUNE_VISION_ADMIN_USERNAME")
+    )
+    admin_password: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("admin_password", "COMMUNE_VISION_ADMIN_PASSWORD"),
+        description="creates admin_username on a start with no user at all",
+    )
+    alert_heartbeat_s: float = Field(
+        15.0,
+        gt=0,
+        validation_alias=AliasChoices("alert_heartbeat_s", "COMMUNE_VISION_ALERT_HEARTBEAT_S"),
+        description="SSE keep-alive comment after this long without alerts",
+    )
 
     @property
     def resolved_recordings_dir(self) -> Path:
@@ -61,12 +105,38 @@ class ApiState(TypedDict):
     media_root: Path
     segments: SegmentIndex
     recordings_dir: Path
+    users: UserRepository
+    auth: AuthConfig
+    review: ReviewStore
+    audit: AuditLog
+    feedback: FeedbackStats
+    engine: Engine
+    webhooks: WebhookStore
+    api_metrics: ApiMetrics
+    alert_heartbeat_s: float
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
+    api_metrics = ApiMetrics()  # one per app: the middleware and /metrics share it
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[ApiState]:
         engine = make_engine(settings.database_url)
+        users_repo = UserRepository(engine)
+        secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+        auth_config = build_auth_config(
+            secret,
+            settings.media_root,
+            settings.token_ttl_s,
+            settings.login_max_failures,
+            settings.login_window_s,
+        )
+        admin_password = settings.admin_password
+        bootstrap_admin(
+            users_repo,
+            settings.admin_username,
+            admin_password.get_secret_value() if admin_password else None,
+        )
         client = aioredis.Redis.from_url(settings.redis_url)
         try:
             yield {
@@ -78,6 +148,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 "media_root": settings.media_root,
                 "segments": SegmentIndex(engine),
                 "recordings_dir": settings.resolved_recordings_dir,
+                "users": users_repo,
+                "auth": auth_config,
+                "review": ReviewStore(engine),
+                "audit": AuditLog(engine),
+                "feedback": FeedbackStats(engine),
+                "engine": engine,
+                "webhooks": WebhookStore(engine),
+                "api_metrics": api_metrics,
+                "alert_heartbeat_s": settings.alert_heartbeat_s,
             }
         finally:
             await client.aclose()
@@ -89,7 +168,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
         description="Video analytics for commune operations centers.",
         lifespan=lifespan,
     )
+    app.add_middleware(HttpMetricsMiddleware, metrics=api_metrics)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(users.router)
     app.include_router(incidents.router)
     app.include_router(cameras.router)
     app.include_router(alerts.router)
@@ -99,6 +181,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(stats.router)
     app.include_router(recordings.router)
     app.include_router(evidence.router)
+    app.include_router(review.router)
+    app.include_router(audit.router)
+    app.include_router(feedback.router)
+    app.include_router(webhooks.router)
+    add_security(app)
     return app
 
 

@@ -7,11 +7,19 @@ from pathlib import Path
 from typing import cast
 
 import redis.asyncio as aioredis
+from sqlalchemy import Engine
 from starlette.requests import HTTPConnection
 
+from api.security import AuthConfig
+from api.telemetry import ApiMetrics
+from core.storage.audit import AuditLog
 from core.storage.config_store import ConfigStore
+from core.storage.feedback import FeedbackStats
 from core.storage.repository import IncidentRepository, TrafficRepository
+from core.storage.review import ReviewStore
 from core.storage.segments import SegmentIndex
+from core.storage.users import UserRepository
+from core.storage.webhooks import WebhookStore
 
 
 def get_repo(conn: HTTPConnection) -> IncidentRepository:
@@ -44,3 +52,39 @@ def get_segments(conn: HTTPConnection) -> SegmentIndex:
 
 def get_recordings_dir(conn: HTTPConnection) -> Path:
     return cast(Path, conn.state.recordings_dir)
+
+
+def get_users(conn: HTTPConnection) -> UserRepository:
+    return cast(UserRepository, conn.state.users)
+
+
+def get_auth_config(conn: HTTPConnection) -> AuthConfig:
+    return cast(AuthConfig, conn.state.auth)
+
+
+def get_review(conn: HTTPConnection) -> ReviewStore:
+    return cast(ReviewStore, conn.state.review)
+
+
+def get_audit(conn: HTTPConnection) -> AuditLog:
+    return cast(AuditLog, conn.state.audit)
+
+
+def get_feedback(conn: HTTPConnection) -> FeedbackStats:
+    return cast(FeedbackStats, conn.state.feedback)
+
+
+def get_webhooks(conn: HTTPConnection) -> WebhookStore:
+    return cast(WebhookStore, conn.state.webhooks)
+
+
+def get_api_metrics(conn: HTTPConnection) -> ApiMetrics:
+    return cast(ApiMetrics, conn.state.api_metrics)
+
+
+def get_alert_heartbeat_s(conn: HTTPConnection) -> float:
+    return cast(float, conn.state.alert_heartbeat_s)
+
+
+def get_engine(conn: HTTPConnection) -> Engine:
+    return cast(Engine, conn.state.engine)

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from commune_vision.users_cli import users_app
 from core.config import AppConfig, load_config
 from core.errors import ConfigError
 
@@ -23,6 +24,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
 app.add_typer(evidence_app, name="evidence")
+app.add_typer(users_app, name="users")
 
 ConfigOption = Annotated[
     Path | None,

@@ -294,6 +294,15 @@ def _retention_loop(config: AppConfig, engine: Any, bus: EventBus, stop: StopFla
             return
 
 
+def webhooks_main(config: AppConfig, stop: StopFlag, redis_url: str) -> None:
+    """Webhook deliveries from the incident stream: a process of its own so a slow
+    or dead receiver never delays the writer or the API (commune_vision/webhooks.py)."""
+    setup_child(stop)
+    from commune_vision.webhooks import run_webhooks
+
+    run_webhooks(config.storage.resolved_database_url, redis_url, stop)
+
+
 def api_main(config: AppConfig, redis_url: str, stop: StopFlag) -> None:
     """The API, loaded by import string: nothing imports ``api`` (GUIDE §2)."""
     setup_child(stop)

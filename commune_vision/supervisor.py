@@ -3,7 +3,8 @@
 Process graph (docs/architecture.md):
     ingest (a thread per camera) --FrameRef--> detector (one, batched)
     --(FrameRef, Detections)--> analytics (tracker + rules) --StoreEvent-->
-    store (single writer) --XADD--> Valkey/Redis --XREAD--> api (WebSocket)
+    store (single writer) --XADD--> Valkey/Redis --XREAD--> api (WebSocket, SSE)
+                                                  --XREAD--> webhooks (HTTP POST)
 Frames themselves stay in shared memory.
 """
 
@@ -91,6 +92,8 @@ class Supervisor:
                 "cv-store", processes.store_main, (cfg, events_q, self.store_stop, self.redis_url)
             ),
             _Child("cv-api", processes.api_main, (cfg, self.redis_url, stop)),
+            # Its own process: webhook receivers that hang never touch the pipeline.
+            _Child("cv-webhooks", processes.webhooks_main, (cfg, stop, self.redis_url)),
             _Child(
                 "cv-analytics",
                 processes.analytics_main,

@@ -256,7 +256,7 @@ class AppConfig(StrictModel):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # 'Asia' is a folder
             raise ValueError(f"unknown time zone {value!r}; use e.g. Asia/Ho_Chi_Minh") from exc
         return value
 

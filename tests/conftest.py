@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg import DB_KINDS, PostgresServer, PostgresUnavailableError
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -77,3 +79,34 @@ def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = server.start()
     yield url
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (tests/pg.py) for the whole session, started on first use."""
+    try:
+        server = PostgresServer()
+    except PostgresUnavailableError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        server.start()
+    except PostgresUnavailableError as exc:
+        server.stop()
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres: PostgresServer) -> str:
+    """A SQLAlchemy URL (postgresql+psycopg://) of an empty database on that server."""
+    return postgres.new_database()
+
+
+@pytest.fixture(params=DB_KINDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database, once on SQLite and once on PostgreSQL: the schema is the test's."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db.sqlite'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database()

@@ -8,6 +8,7 @@ from typing import Annotated, Any, cast
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, Query
 
+from api.auth import EVERYONE, require
 from api.deps import get_redis
 from api.schemas import EventOut
 from core.bus import EVENT_STREAM
@@ -15,7 +16,7 @@ from core.bus import EVENT_STREAM
 router = APIRouter(prefix="/api/events", tags=["events"])
 
 
-@router.get("", response_model=list[EventOut])
+@router.get("", response_model=list[EventOut], dependencies=[Depends(require(*EVERYONE))])
 async def recent_events(
     client: Annotated[aioredis.Redis, Depends(get_redis)],
     camera_id: Annotated[str | None, Query(max_length=64)] = None,

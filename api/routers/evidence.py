@@ -12,13 +12,15 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from api.deps import get_media_root, get_recordings_dir, get_repo, get_segments
+from api.auth import REVIEW, Principal, require
+from api.deps import get_audit, get_media_root, get_recordings_dir, get_repo, get_segments
 from api.schemas import IncidentOut
 from core.evidence import (
     EvidenceKeyError,
     build_package,
     load_or_create_key,
 )
+from core.storage.audit import AuditLog
 from core.storage.repository import IncidentRepository
 from core.storage.segments import SegmentIndex
 from core.types import Incident
@@ -28,6 +30,7 @@ router = APIRouter(prefix="/api/incidents", tags=["evidence"])
 
 Repo = Annotated[IncidentRepository, Depends(get_repo)]
 MediaRoot = Annotated[Path, Depends(get_media_root)]
+Reviewer = Annotated[Principal, Depends(require(*REVIEW))]
 
 # The installation's signing key, beside (not inside) the recordings.
 KEY_FILE_NAME = "evidence.key"
@@ -40,24 +43,26 @@ def _get(repo: IncidentRepository, incident_id: str) -> Incident:
     return incident
 
 
-def _set_lock(repo: IncidentRepository, incident_id: str, locked: bool) -> IncidentOut:
-    # The acting user (and the time) go to the audit log once users exist.
-    incident = repo.set_evidence_lock(incident_id, locked)
+def _set_lock(
+    repo: IncidentRepository, incident_id: str, locked: bool, principal: Principal
+) -> IncidentOut:
+    # Audited as the caller, in the same transaction as the change.
+    incident = repo.set_evidence_lock(incident_id, locked, principal.actor)
     if incident is None:
         raise HTTPException(404, f"incident {incident_id!r} not found")
     return IncidentOut.from_incident(incident)
 
 
 @router.put("/{incident_id}/evidence-lock", response_model=IncidentOut)
-def lock_evidence(repo: Repo, incident_id: str) -> IncidentOut:
+def lock_evidence(repo: Repo, principal: Reviewer, incident_id: str) -> IncidentOut:
     """Keep the incident's footage whatever the retention policy (idempotent)."""
-    return _set_lock(repo, incident_id, True)
+    return _set_lock(repo, incident_id, True, principal)
 
 
 @router.delete("/{incident_id}/evidence-lock", response_model=IncidentOut)
-def unlock_evidence(repo: Repo, incident_id: str) -> IncidentOut:
+def unlock_evidence(repo: Repo, principal: Reviewer, incident_id: str) -> IncidentOut:
     """Let retention treat the footage like any other again (idempotent)."""
-    return _set_lock(repo, incident_id, False)
+    return _set_lock(repo, incident_id, False, principal)
 
 
 def _utc(ts: float) -> str:
@@ -123,12 +128,14 @@ def _add_snapshot(
         200: {"content": {"application/zip": {}}, "description": "the evidence package"},
         404: {"description": "unknown incident"},
     },
+    dependencies=[Depends(require(*REVIEW))],
 )
 def export_evidence(
     repo: Repo,
     segments: Annotated[SegmentIndex, Depends(get_segments)],
     recordings_dir: Annotated[Path, Depends(get_recordings_dir)],
     media_root: MediaRoot,
+    audit: Annotated[AuditLog, Depends(get_audit)],
     incident_id: str,
 ) -> FileResponse:
     """The incident's evidence package: a zip with the clip, the snapshot, the incident
@@ -149,9 +156,14 @@ def export_evidence(
         notes: list[str] = []
         _add_clip(incident, segments, recordings_dir, work, files, notes)
         _add_snapshot(incident, media_root, files, notes)
-        # No review history is stored yet: creation, and the state at export time.
+        # Creation, every change people made (the audit log), and the state at export.
+        reviewed = [
+            {"ts": e.ts, "action": e.action, "actor": e.actor, "before": e.before, "after": e.after}
+            for e in audit.history("incident", incident.id)
+        ]
         history: list[dict[str, Any]] = [
             {"ts": incident.created_ts, "action": "created"},
+            *reviewed,
             {
                 "ts": now,
                 "action": "exported",

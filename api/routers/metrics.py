@@ -19,7 +19,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from api.deps import get_redis
+from api.deps import get_api_metrics, get_redis
+from api.telemetry import ApiMetrics
 from core.bus import HEALTH_HASH, STATS_HASH
 from core.types import CameraState
 
@@ -187,9 +188,13 @@ class RecordingCollector(Collector):
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(client: Annotated[aioredis.Redis, Depends(get_redis)]) -> Response:
+async def metrics(
+    client: Annotated[aioredis.Redis, Depends(get_redis)],
+    api_metrics: Annotated[ApiMetrics, Depends(get_api_metrics)],
+) -> Response:
     raw = await client.hgetall(HEALTH_HASH)
     registry = CollectorRegistry(auto_describe=False)
+    registry.register(api_metrics)  # the API process's own: request and fan-out latency
     registry.register(CameraHealthCollector([json.loads(v) for v in raw.values()], time.time()))
     detector = await client.hget(STATS_HASH, "detector")
     if detector is not None:

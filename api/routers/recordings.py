@@ -27,6 +27,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import FileResponse
 
+from api.auth import EVERYONE, MEDIA, require
 from api.deps import get_media_root, get_recordings_dir, get_repo, get_segments
 from api.schemas import TimelineIncidentOut, TimelineOut, TimeRangeOut
 from core.storage.repository import IncidentQuery, IncidentRepository
@@ -159,7 +160,11 @@ def _clip_response(path: Path, filename: str, download: bool, cacheable: bool) -
     )
 
 
-@router.get("/api/cameras/{camera_id}/timeline", response_model=TimelineOut)
+@router.get(
+    "/api/cameras/{camera_id}/timeline",
+    response_model=TimelineOut,
+    dependencies=[Depends(require(*EVERYONE))],
+)
 def get_timeline(
     index: Segments,
     repo: Repo,
@@ -209,6 +214,7 @@ def get_timeline(
         **_MP4_RESPONSES,
         422: {"description": "bad window (until_ts ≤ since_ts, or longer than 24 h)"},
     },
+    dependencies=[Depends(require(*MEDIA))],
 )
 def get_footage_mp4(
     index: Segments,
@@ -248,6 +254,7 @@ def get_footage_mp4(
         404: {"description": "nothing recorded in the window"},
         422: {"description": "bad window (until_ts ≤ since_ts, or longer than 24 h)"},
     },
+    dependencies=[Depends(require(*MEDIA))],
 )
 def get_footage_hls(
     index: Segments,
@@ -307,6 +314,7 @@ def hls_playlist(segments: Sequence[Segment]) -> str:
         200: {"content": {"video/mp2t": {}}, "description": "the segment as MPEG-TS"},
         404: {"description": "unknown segment, or its file is gone"},
     },
+    dependencies=[Depends(require(*MEDIA))],
 )
 def get_segment_ts(index: Segments, recordings: RecordingsDir, segment_id: int) -> Response:
     """One segment remuxed to MPEG-TS on the wall clock (for HLS)."""
@@ -328,6 +336,7 @@ def get_segment_ts(index: Segments, recordings: RecordingsDir, segment_id: int) 
         206: {"content": {"video/mp4": {}}, "description": "the requested byte range"},
         404: {"description": "unknown segment, or its file is gone"},
     },
+    dependencies=[Depends(require(*MEDIA))],
 )
 def get_segment_mp4(index: Segments, recordings: RecordingsDir, segment_id: int) -> FileResponse:
     """One segment file as recorded."""
@@ -344,6 +353,7 @@ def get_segment_mp4(index: Segments, recordings: RecordingsDir, segment_id: int)
         **_MP4_RESPONSES,
         425: {"description": "closed, but its post-roll is still being recorded"},
     },
+    dependencies=[Depends(require(*MEDIA))],
 )
 def get_incident_clip(
     index: Segments,

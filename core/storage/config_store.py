@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from core.config import CameraConfig, format_loc
 from core.errors import ConfigError
+from core.storage.audit import ChangesFor, record
 from core.storage.models import CameraConfigVersion
 
 _CAMERAS = TypeAdapter(list[CameraConfig])
@@ -89,9 +90,13 @@ class ConfigStore:
         author: str,
         comment: str,
         source_hash: str | None = None,
+        audit: ChangesFor | None = None,
     ) -> int:
+        """Store a new version; ``audit`` (given the new id) says what to record in the
+        audit log, in the same transaction, so no version exists without its record."""
+        now = time.time()
         row = CameraConfigVersion(
-            created_ts=time.time(),
+            created_ts=now,
             author=author,
             comment=comment,
             source_hash=source_hash,
@@ -100,6 +105,8 @@ class ConfigStore:
         with Session(self._engine) as session, session.begin():
             session.add(row)
             session.flush()
+            for change in audit(int(row.id)) if audit is not None else ():
+                record(session, change, now)
             return int(row.id)
 
     def sync_from_file(self, cameras: Sequence[CameraConfig], text: str, path: str) -> int | None:

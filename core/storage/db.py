@@ -7,6 +7,10 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 
 
+def _casefold(value: str | None) -> str | None:
+    return value.casefold() if value is not None else None
+
+
 def make_engine(database_url: str) -> Engine:
     if database_url.startswith("sqlite"):
         engine = create_engine(database_url, connect_args={"timeout": 30})
@@ -21,6 +25,9 @@ def make_engine(database_url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+            # SQLite's lower()/LIKE fold ASCII only; notes search needs Unicode
+            # case folding for Vietnamese text (core.storage.search).
+            dbapi_conn.create_function("casefold", 1, _casefold, deterministic=True)
 
         return engine
     return create_engine(database_url, pool_pre_ping=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.types import Incident
@@ -43,10 +44,14 @@ class IncidentRow(Base):
         Index("ix_incidents_camera_start", "camera_id", "start_ts"),
         Index("ix_incidents_start", "start_ts"),
         Index("ix_incidents_type_start", "type", "start_ts"),
-        Index("ix_incidents_locked", "evidence_locked"),
+        Index("ix_incidents_locked_start", "evidence_locked", "start_ts"),
         Index("ix_incidents_status_start", "status", "start_ts"),
         Index("ix_incidents_assignee_start", "assignee", "start_ts"),
         Index("ix_incidents_camera_type_start", "camera_id", "type", "start_ts"),
+        Index("ix_incidents_score", "peak_score", "id"),  # migration 0006
+        Index("ix_incidents_labels", sql_text("(labels::jsonb)"), postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
     )
 
     @classmethod
@@ -178,7 +183,16 @@ class IncidentNoteRow(Base):
     author: Mapped[str] = mapped_column(String(96))
     text: Mapped[str] = mapped_column(String(4000))
 
-    __table_args__ = (Index("ix_incident_notes_incident", "incident_id", "ts"),)
+    __table_args__ = (
+        Index("ix_incident_notes_incident", "incident_id", "ts"),
+        # PostgreSQL with pg_trgm only (migration 0006): substring search of notes.
+        Index(
+            "ix_incident_notes_text_trgm",
+            "text",
+            postgresql_using="gin",
+            postgresql_ops={"text": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
 
 
 class WebhookRow(Base):

@@ -17,6 +17,7 @@ from core.config import CameraConfig
 from core.storage.config_store import ConfigStore
 from core.storage.db import make_engine
 from core.storage.migrate import upgrade
+from tests.auth_helpers import sign_in
 
 SECRET = "s3cr3t-pa55"
 CAM = {
@@ -40,6 +41,7 @@ def client(store: ConfigStore, tmp_path: Path, valkey_url: str) -> Iterator[Test
     url = str(store._engine.url)
     settings = ApiSettings(database_url=url, redis_url=valkey_url, media_root=tmp_path)
     with TestClient(create_app(settings)) as c:
+        sign_in(store._engine, c)
         yield c
 
 
@@ -87,7 +89,8 @@ def test_add_update_remove_are_versioned_and_announced(
         "update camera gate-1",
         "add camera gate-1",
     ]
-    assert all(h["author"] == "api" for h in history)
+    # The version's author is the signed-in user (sign_in's default admin), not "api".
+    assert all(h["author"] == "user:signed-in-admin" for h in history)
 
 
 def test_credentials_never_leave_the_api_and_survive_an_edit(

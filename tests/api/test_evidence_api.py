@@ -27,6 +27,7 @@ from core.storage.migrate import upgrade
 from core.storage.segments import SegmentIndex
 from core.storage.writer import IncidentWriter
 from core.types import Incident, IncidentOpened, IncidentUpdated, new_incident_id
+from tests.auth_helpers import sign_in
 from tests.conftest import VideoFinder
 from tests.recording_helpers import record_clip
 
@@ -89,6 +90,7 @@ def writer(engine: Engine, media: Path, valkey_url: str) -> Iterator[IncidentWri
 def client(engine: Engine, media: Path, valkey_url: str) -> Iterator[TestClient]:
     settings = ApiSettings(database_url=str(engine.url), redis_url=valkey_url, media_root=media)
     with TestClient(create_app(settings)) as c:
+        sign_in(engine, c)
         yield c
 
 

@@ -27,6 +27,7 @@ from core.types import (
     SegmentClosed,
     new_incident_id,
 )
+from tests.auth_helpers import sign_in
 from tests.conftest import VideoFinder
 from tests.recording_helpers import decode_errors, ffprobe, record_clip, source_keyframes_s
 
@@ -87,6 +88,7 @@ def client(engine: Engine, media_root: Path, valkey_url: str) -> Iterator[TestCl
         database_url=str(engine.url), redis_url=valkey_url, media_root=media_root
     )
     with TestClient(create_app(settings)) as c:
+        sign_in(engine, c)
         yield c
 
 

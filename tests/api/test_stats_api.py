@@ -14,6 +14,7 @@ from core.storage.db import make_engine
 from core.storage.migrate import upgrade
 from core.storage.writer import IncidentWriter
 from core.types import TrafficCount, TrafficCounts
+from tests.auth_helpers import sign_in
 
 T0 = 1_795_400_000.0 - 1_795_400_000.0 % 3600  # an hour boundary
 
@@ -27,6 +28,7 @@ def setup(tmp_path: Path, valkey_url: str) -> Iterator[tuple[IncidentWriter, Tes
     writer = IncidentWriter(engine, tmp_path, bus)
     settings = ApiSettings(database_url=url, redis_url=valkey_url, media_root=tmp_path)
     with TestClient(create_app(settings)) as client:
+        sign_in(engine, client)
         yield writer, client
     bus.close()
     engine.dispose()

@@ -47,17 +47,17 @@ def test_passwords_never_appear_in_logs_or_api_output(service: Service) -> None:
     base = service.base
 
     def state(camera_id: str) -> str | None:
-        r = httpx.get(f"{base}/api/cameras/{camera_id}/health")
+        r = httpx.get(f"{base}/api/cameras/{camera_id}/health", headers=service.headers)
         return str(r.json()["state"]) if r.status_code == 200 else None
 
     wait_for(lambda: state("gate") == "online", 30, "the camera with the right password online")
     wait_for(lambda: state("school") == "auth_failed", 30, "the wrong password reported")
-    school = httpx.get(f"{base}/api/cameras/school").json()
+    school = httpx.get(f"{base}/api/cameras/school", headers=service.headers).json()
     assert "password" in school["health"]["last_error"]
     assert school["url"].startswith("rtsp://***@127.0.0.1:")
 
     outputs = {
-        path: httpx.get(f"{base}{path}").text
+        path: httpx.get(f"{base}{path}", headers=service.headers).text
         for path in (
             "/api/cameras",
             "/api/cameras/gate",

@@ -47,7 +47,9 @@ def test_crossings_become_counts_and_dead_camera_an_incident(service: Service) -
             "bucket": "1m",
             "since_ts": time.time() - 600,
         }
-        rows: list[dict[str, object]] = httpx.get(f"{base}/api/stats/traffic", params=params).json()
+        rows: list[dict[str, object]] = httpx.get(
+            f"{base}/api/stats/traffic", params=params, headers=service.headers
+        ).json()
         return rows
 
     wait_for(
@@ -62,14 +64,14 @@ def test_crossings_become_counts_and_dead_camera_an_incident(service: Service) -
 
     def incidents(kind: str) -> list[dict[str, object]]:
         items: list[dict[str, object]] = httpx.get(
-            f"{base}/api/incidents", params={"type": kind}
+            f"{base}/api/incidents", params={"type": kind}, headers=service.headers
         ).json()["items"]
         return items
 
     wait_for(lambda: bool(incidents("camera_offline")), 30, "the camera_offline incident")
     offline = incidents("camera_offline")[0]
     assert offline["camera_id"] == "dead" and offline["severity"] == "high"
-    assert httpx.get(f"{base}{offline['snapshot_url']}").status_code == 200
+    assert httpx.get(f"{base}{offline['snapshot_url']}", headers=service.headers).status_code == 200
     if any(r["line"] == "north-crosswalk" for r in rows):
         crossing = incidents("line_crossing")
         assert crossing and crossing[0]["details"]["direction"] in ("in", "out")  # type: ignore[index]

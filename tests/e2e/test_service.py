@@ -5,6 +5,7 @@ the real int8 model, the real embedded Valkey, SQLite, the API and its WebSocket
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import sqlite3
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,15 @@ import psutil
 import pytest
 from websockets.sync.client import connect
 
+from tests.auth_helpers import auth_headers
+
 pytestmark = pytest.mark.e2e
 
 STARTUP_TIMEOUT_S = 90
 ALERT_TIMEOUT_S = 120
+# The service creates this admin on its first start (COMMUNE_VISION_ADMIN_PASSWORD,
+# what a Docker user sets); the tests log in with it like any client.
+E2E_ADMIN_PASSWORD = "e2e admin password"
 
 
 def _free_port() -> int:
@@ -41,6 +47,7 @@ class Service:
     base: str
     port: int
     log_path: Path
+    headers: dict[str, str] = field(default_factory=dict)  # the admin's Authorization
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
@@ -85,6 +92,7 @@ server: {{port: {port}}}
         [sys.executable, "-m", "commune_vision.cli", "run", "--config", str(config)],
         stdout=log_file,
         stderr=subprocess.STDOUT,
+        env={**os.environ, "COMMUNE_VISION_ADMIN_PASSWORD": E2E_ADMIN_PASSWORD},
     )
     service = Service(proc, f"http://127.0.0.1:{port}", port, log_path)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -93,6 +101,7 @@ server: {{port: {port}}}
             pytest.fail(f"service exited with {proc.returncode}:\n{service.log()}")
         try:
             if httpx.get(f"{service.base}/healthz", timeout=2).status_code == 200:
+                service.headers = auth_headers(service.base, "admin", E2E_ADMIN_PASSWORD)
                 return service
         except httpx.HTTPError:
             pass
@@ -129,28 +138,34 @@ def test_clip_as_live_camera_yields_intrusion_incidents(service: Service) -> Non
     names = {p.name() for p in children}
     assert any("valkey" in n for n in names), names  # the embedded server is a child
 
-    with connect(f"ws://127.0.0.1:{service.port}/api/alerts/ws", open_timeout=10) as ws:
+    with connect(
+        f"ws://127.0.0.1:{service.port}/api/alerts/ws",
+        open_timeout=10,
+        additional_headers=service.headers,
+    ) as ws:
         message = json.loads(ws.recv(timeout=ALERT_TIMEOUT_S))
     assert message["kind"] == "opened"
     pushed = message["incident"]
     assert pushed["camera_id"] == "campus" and pushed["type"] == "intrusion"
     assert pushed["labels"] == ["person"] and pushed["zone"] == "walkway"
 
-    items = httpx.get(f"{service.base}/api/incidents", params={"camera_id": "campus"}).json()[
-        "items"
-    ]
+    items = httpx.get(
+        f"{service.base}/api/incidents", params={"camera_id": "campus"}, headers=service.headers
+    ).json()["items"]
     assert pushed["id"] in {i["id"] for i in items}
     incident = next(i for i in items if i["id"] == pushed["id"])
     assert abs(incident["start_ts"] - time.time()) < 120  # live time base, not file time
 
-    snap = httpx.get(f"{service.base}{incident['snapshot_url']}")
+    snap = httpx.get(f"{service.base}{incident['snapshot_url']}", headers=service.headers)
     assert snap.status_code == 200
     image = cv2.imdecode(np.frombuffer(snap.content, np.uint8), cv2.IMREAD_COLOR)
     assert image is not None and image.shape[:2] == (360, 480)
 
     deadline = time.monotonic() + 15  # fps is measured over a 2 s window
     while True:
-        health = httpx.get(f"{service.base}/api/cameras/campus/health").json()
+        health = httpx.get(
+            f"{service.base}/api/cameras/campus/health", headers=service.headers
+        ).json()
         if health["decoded_fps"] > 0 or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -191,22 +206,24 @@ def test_camera_added_and_removed_at_run_time(service: Service, video) -> None: 
     base = service.base
 
     def health(camera_id: str) -> dict[str, Any] | None:
-        r = httpx.get(f"{base}/api/cameras/{camera_id}/health")
+        r = httpx.get(f"{base}/api/cameras/{camera_id}/health", headers=service.headers)
         return r.json() if r.status_code == 200 else None
 
     wait_for(lambda: (health("campus") or {}).get("decoded_fps", 0) > 0, 20, "campus online")
     reconnects_before = health("campus")["reconnects"]  # type: ignore[index]
 
     new = {"id": "street", "url": str(video("street_parking_ipcam_day.mp4")), "detect": {"fps": 5}}
-    assert httpx.post(f"{base}/api/cameras", json=new).status_code == 201
+    assert httpx.post(f"{base}/api/cameras", json=new, headers=service.headers).status_code == 201
     wait_for(lambda: (health("street") or {}).get("state") == "online", 15, "street online")
 
-    assert httpx.delete(f"{base}/api/cameras/street").status_code == 204
+    assert httpx.delete(f"{base}/api/cameras/street", headers=service.headers).status_code == 204
     wait_for(lambda: health("street") is None, 15, "street removed from health")
 
     campus = health("campus")
     assert campus is not None and campus["state"] == "online"
     assert campus["reconnects"] == reconnects_before  # the other camera was never restarted
-    events = httpx.get(f"{base}/api/events", params={"camera_id": "street"}).json()
+    events = httpx.get(
+        f"{base}/api/events", params={"camera_id": "street"}, headers=service.headers
+    ).json()
     assert any(e["data"]["to"] == "online" for e in events)
     assert service.stop(signal.SIGINT) == 0
