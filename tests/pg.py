@@ -207,3 +207,11 @@ class PostgresServer:
     def stop(self) -> None:
         self.stop_server()
         shutil.rmtree(self._root, ignore_errors=True)
+
+
+def db_url_for(request: Any, folder: Path) -> str:
+    """For a fixture parametrized over ``DB_KINDS``: a fresh database of that kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{folder / 'db.sqlite'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database()

@@ -75,8 +75,10 @@ class ReviewEnv:
 
 
 @contextmanager
-def review_env(folder: Path, valkey_url: str) -> Iterator[ReviewEnv]:
-    engine = make_engine(f"sqlite:///{folder / 'db.sqlite'}")
+def review_env(
+    folder: Path, valkey_url: str, database_url: str | None = None
+) -> Iterator[ReviewEnv]:
+    engine = make_engine(database_url or f"sqlite:///{folder / 'db.sqlite'}")
     upgrade(engine)
     bus = EventBus(valkey_url)
     settings = ApiSettings(

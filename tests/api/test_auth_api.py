@@ -23,8 +23,8 @@ from tests.auth_helpers import TEST_PASSWORD, api_key_headers, auth_headers, cre
 
 
 @pytest.fixture()
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)  # every test here runs on SQLite and on PostgreSQL
     upgrade(engine)
     yield engine
     engine.dispose()

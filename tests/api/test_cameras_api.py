@@ -30,8 +30,8 @@ CAM = {
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> ConfigStore:
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+def store(db_url: str) -> ConfigStore:
+    engine = make_engine(db_url)  # every test here runs on SQLite and on PostgreSQL
     upgrade(engine)
     return ConfigStore(engine)
 

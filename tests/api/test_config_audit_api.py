@@ -12,14 +12,19 @@ import redis
 from api.auth import Role
 from core.bus import CONFIG_CHANNEL
 from tests.api.review_helpers import CAMERA, ReviewEnv, review_env
+from tests.pg import DB_KINDS, db_url_for
 
 ADMIN, POLICE, VIEWER = Role.ADMIN, Role.POLICE, Role.VIEWER
 MARKET = {"id": "market", "url": "rtsp://cam:m4rket-pw@10.0.0.9/1"}
 
 
-@pytest.fixture()
-def env(tmp_path_factory: pytest.TempPathFactory, valkey_url: str) -> Iterator[ReviewEnv]:
-    with review_env(tmp_path_factory.mktemp("config-audit"), valkey_url) as env:
+@pytest.fixture(params=DB_KINDS)
+def env(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, valkey_url: str
+) -> Iterator[ReviewEnv]:
+    folder = tmp_path_factory.mktemp("config-audit")
+    # Every test here runs on SQLite and on a real PostgreSQL.
+    with review_env(folder, valkey_url, db_url_for(request, folder)) as env:
         yield env
 
 

@@ -67,8 +67,8 @@ def _incident(camera_id: str, clip_start_ts: float) -> Incident:
 
 
 @pytest.fixture()
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)  # every test here runs on SQLite and on PostgreSQL
     upgrade(engine)
     yield engine
     engine.dispose()

@@ -14,6 +14,7 @@ import redis
 from api.auth import Role
 from core.bus import CONFIG_CHANNEL
 from tests.api.review_helpers import CAMERA, ReviewEnv, review_env
+from tests.pg import DB_KINDS, db_url_for
 
 ADMIN, OPERATOR, POLICE, VIEWER = Role.ADMIN, Role.OPERATOR, Role.POLICE, Role.VIEWER
 T0 = 1_700_000_000.0  # the seeded set lives in [T0, T0 + 1000): other tests do not touch it
@@ -21,9 +22,13 @@ WINDOW = {"since_ts": T0, "until_ts": T0 + 1000}
 GATE_2 = {**CAMERA, "id": "gate-2", "url": "rtsp://admin:s3cr3t-pa55@10.0.0.8/102"}
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory, valkey_url: str) -> Iterator[ReviewEnv]:
-    with review_env(tmp_path_factory.mktemp("feedback-api"), valkey_url) as env:
+@pytest.fixture(scope="module", params=DB_KINDS)
+def env(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, valkey_url: str
+) -> Iterator[ReviewEnv]:
+    folder = tmp_path_factory.mktemp("feedback-api")
+    # Every test here runs on SQLite and on a real PostgreSQL.
+    with review_env(folder, valkey_url, db_url_for(request, folder)) as env:
         for camera in (CAMERA, GATE_2):
             added = env.client.post("/api/cameras", json=camera, headers=env.headers[ADMIN])
             assert added.status_code == 201, added.text

@@ -29,6 +29,7 @@ from core.types import (
 )
 from tests.auth_helpers import sign_in
 from tests.conftest import VideoFinder
+from tests.pg import DB_KINDS, db_url_for
 from tests.recording_helpers import decode_errors, ffprobe, record_clip, source_keyframes_s
 
 T0 = 1_700_000_000.0
@@ -53,9 +54,12 @@ def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("media")
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('db') / 'db.sqlite'}")
+@pytest.fixture(scope="module", params=DB_KINDS)
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    # Every test here runs on SQLite and on a real PostgreSQL.
+    engine = make_engine(db_url_for(request, tmp_path_factory.mktemp("db")))
     upgrade(engine)
     yield engine
     engine.dispose()

@@ -20,6 +20,7 @@ from core.storage.models import IncidentRow
 from core.storage.review import TRANSITIONS
 from tests.api.review_helpers import ReviewEnv, review_env
 from tests.auth_helpers import create_user
+from tests.pg import DB_KINDS, db_url_for
 
 # redis-py's stream replies, with decode_responses off.
 StreamReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
@@ -41,9 +42,13 @@ ACTOR_ROLE = {
 }
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory, valkey_url: str) -> Iterator[ReviewEnv]:
-    with review_env(tmp_path_factory.mktemp("review-api"), valkey_url) as env:
+@pytest.fixture(scope="module", params=DB_KINDS)
+def env(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, valkey_url: str
+) -> Iterator[ReviewEnv]:
+    folder = tmp_path_factory.mktemp("review-api")
+    # Every test here runs on SQLite and on a real PostgreSQL.
+    with review_env(folder, valkey_url, db_url_for(request, folder)) as env:
         yield env
 
 

@@ -144,10 +144,41 @@ def test_clip_as_live_camera_yields_intrusion_incidents(service: Service) -> Non
         additional_headers=service.headers,
     ) as ws:
         message = json.loads(ws.recv(timeout=ALERT_TIMEOUT_S))
+        received_ts = time.time()
     assert message["kind"] == "opened"
     pushed = message["incident"]
     assert pushed["camera_id"] == "campus" and pushed["type"] == "intrusion"
     assert pushed["labels"] == ["person"] and pushed["zone"] == "walkway"
+    # From the pipeline creating the incident to the operator's screen: ≤ 1 s.
+    assert received_ts - pushed["created_ts"] < 1.0, received_ts - pushed["created_ts"]
+
+    # Disconnected while the incident closes; on reconnect the client gets what it missed.
+    wait_for(
+        lambda: (
+            httpx.get(
+                f"{service.base}/api/incidents/{pushed['id']}", headers=service.headers
+            ).json()["end_ts"]
+            is not None
+        ),
+        ALERT_TIMEOUT_S,
+        "the incident to close",
+    )
+    with connect(
+        f"ws://127.0.0.1:{service.port}/api/alerts/ws?last_id={message['id']}",
+        open_timeout=10,
+        additional_headers=service.headers,
+    ) as ws:
+        missed: list[dict[str, Any]] = []
+        while not any(
+            m["kind"] == "closed" and m["incident"]["id"] == pushed["id"] for m in missed
+        ):
+            missed.append(json.loads(ws.recv(timeout=10)))
+
+    def stream_id(text: str) -> tuple[int, int]:
+        ms, seq = text.split("-")
+        return int(ms), int(seq)
+
+    assert all(stream_id(m["id"]) > stream_id(message["id"]) for m in missed)
 
     items = httpx.get(
         f"{service.base}/api/incidents", params={"camera_id": "campus"}, headers=service.headers
