@@ -25,8 +25,11 @@ sysdeps:
 test-assets: $(STAMP)
 	./scripts/fetch-test-assets.sh .cache/test-assets
 
+# The demo listens on 127.0.0.1 only; its first admin gets a known password
+# (override with COMMUNE_VISION_ADMIN_PASSWORD). Real installs use `users create-admin`.
 demo: $(STAMP)
-	$(BIN)/commune-vision run
+	COMMUNE_VISION_DEMO=1 COMMUNE_VISION_ADMIN_PASSWORD=$${COMMUNE_VISION_ADMIN_PASSWORD:-commune-demo-2026} \
+	  $(BIN)/commune-vision run
 
 test: $(STAMP) test-assets
 	$(BIN)/pytest
@@ -45,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.decode --cameras 1 8 29 --window-s 15
 	$(BIN)/python -m benchmarks.detector --window-s 10
 	$(BIN)/python -m benchmarks.recording --cameras 29 --window-s 20
+	$(BIN)/python -m benchmarks.search
 	$(BIN)/python -m benchmarks.tracking
 
 clean:

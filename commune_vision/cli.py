@@ -293,6 +293,16 @@ def av_duration(video: Path) -> Iterator[float]:
     yield seconds
 
 
+def _login_hint() -> str:
+    import os
+
+    password = os.environ.get("COMMUNE_VISION_ADMIN_PASSWORD")
+    user = os.environ.get("COMMUNE_VISION_ADMIN_USERNAME", "admin")
+    if password and os.environ.get("COMMUNE_VISION_DEMO") == "1":
+        return f"demo admin: {user} / {password}"
+    return "users: commune-vision users create-admin"
+
+
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Run the whole service: embedded Valkey (unless REDIS_URL), pipeline and API."""
@@ -317,6 +327,7 @@ def run(config: ConfigOption = None) -> None:
         f"  live alerts: ws://{cfg.server.host}:{cfg.server.port}/api/alerts/ws\n"
         f"  API docs:    {base}/docs\n"
         f"  health:      {base}/healthz\n"
+        f"  sign in:     POST {base}/api/auth/login ({_login_hint()})\n"
         "Press Ctrl-C to stop.\n",
         err=False,
     )
