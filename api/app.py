@@ -15,18 +15,22 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine
 
 from api.bootstrap import bootstrap_admin, build_auth_config
+from api.live_preview import LivePreview
 from api.openapi_security import add_security
 from api.routers import (
     alerts,
     audit,
     auth,
+    camera_test,
     cameras,
     config,
+    console,
     events,
     evidence,
     feedback,
     health,
     incidents,
+    live,
     metrics,
     recordings,
     review,
@@ -114,6 +118,7 @@ class ApiState(TypedDict):
     webhooks: WebhookStore
     api_metrics: ApiMetrics
     alert_heartbeat_s: float
+    live_preview: LivePreview
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -138,11 +143,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
             admin_password.get_secret_value() if admin_password else None,
         )
         client = aioredis.Redis.from_url(settings.redis_url)
+        config_store = ConfigStore(engine)
+        live_preview = LivePreview(client, config_store)  # one ring mapping per process
         try:
             yield {
                 "repo": IncidentRepository(engine),
                 "traffic": TrafficRepository(engine),
-                "config_store": ConfigStore(engine),
+                "config_store": config_store,
                 "config_lock": asyncio.Lock(),
                 "redis": client,
                 "media_root": settings.media_root,
@@ -157,8 +164,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 "webhooks": WebhookStore(engine),
                 "api_metrics": api_metrics,
                 "alert_heartbeat_s": settings.alert_heartbeat_s,
+                "live_preview": live_preview,
             }
         finally:
+            live_preview.close()
             await client.aclose()
             engine.dispose()
 
@@ -174,6 +183,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(users.router)
     app.include_router(incidents.router)
     app.include_router(cameras.router)
+    app.include_router(live.router)
+    app.include_router(camera_test.router)
     app.include_router(alerts.router)
     app.include_router(events.router)
     app.include_router(config.router)
@@ -185,6 +196,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(feedback.router)
     app.include_router(webhooks.router)
+    app.include_router(console.router)
     add_security(app)
     return app
 

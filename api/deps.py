@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import Engine
 from starlette.requests import HTTPConnection
 
+from api.live_preview import LivePreview
 from api.security import AuthConfig
 from api.telemetry import ApiMetrics
 from core.storage.audit import AuditLog
@@ -88,3 +89,7 @@ def get_alert_heartbeat_s(conn: HTTPConnection) -> float:
 
 def get_engine(conn: HTTPConnection) -> Engine:
     return cast(Engine, conn.state.engine)
+
+
+def get_live_preview(conn: HTTPConnection) -> LivePreview:
+    return cast(LivePreview, conn.state.live_preview)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +38,11 @@ class ApiMetrics(Collector):
             ["transport"],
             registry=self.registry,
             buckets=FANOUT_BUCKETS_S,
+        )
+        self.live_streams = Gauge(
+            "cv_api_live_streams",
+            "MJPEG live previews being streamed to clients now",
+            registry=self.registry,
         )
 
     def observe_fanout(self, transport: str, incident: dict[str, Any], now_ts: float) -> None:

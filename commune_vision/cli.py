@@ -322,6 +322,7 @@ def run(config: ConfigOption = None) -> None:
     base = f"http://{cfg.server.host}:{cfg.server.port}"
     typer.echo(
         f"\ncommune-vision is running with {len(cfg.cameras)} camera(s) from {path}\n"
+        f"  console:     {base}/\n"
         f"  incidents:   {base}/api/incidents\n"
         f"  cameras:     {base}/api/cameras\n"
         f"  live alerts: ws://{cfg.server.host}:{cfg.server.port}/api/alerts/ws\n"

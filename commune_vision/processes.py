@@ -129,10 +129,12 @@ def ingest_main(
         offline.check(((r.camera, r.health) for r in manager.readers()), time.time())
         activity.update(bus.read_activity())
         bus.publish_health(manager.health())
+        bus.publish_latest_frames(manager.latest_frames())  # the API's live preview
         while not changes.empty():
             bus.publish_event("camera_state", changes.get())
         recorders.drain(events_q.put, bus.publish_event)
     manager.stop_all()
+    bus.publish_latest_frames({})  # the rings are unlinked: nothing left to preview
     recorders.drain(events_q.put, bus.publish_event)  # the segments closed while stopping
     bus.close()
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 from typing import Any
 
 import redis
 
 from core.errors import BusError
+from core.types import FrameRef
 
 log = logging.getLogger(__name__)
 
@@ -21,12 +23,32 @@ HEALTH_HASH = "cv:health"
 STATS_HASH = "cv:stats"  # per-stage counters for /metrics
 CONFIG_CHANNEL = "cv:config"  # "a new camera config version is live"
 ACTIVITY_HASH = "cv:activity"  # camera -> capture time until which it has moving tracks
+# camera -> its newest FrameRef (JSON) in the ingest host's shared memory: the live
+# preview's way to the ring. Only readable on that host (not across nodes).
+LATEST_FRAME_HASH = "cv:latest_frame"
+# JSON [camera, type, rule] -> incidents opened: /metrics reads a counter per rule here
+# instead of grouping the whole incidents table on every scrape.
+INCIDENT_TOTALS_HASH = "cv:incident_totals"
 INCIDENT_STREAM_MAXLEN = 100_000
 EVENT_STREAM_MAXLEN = 10_000
 
 
 def encode_event(kind: str, payload: dict[str, Any]) -> dict[str, str]:
     return {"kind": kind, "data": json.dumps(payload, separators=(",", ":"))}
+
+
+def incident_totals_field(incident: dict[str, Any]) -> str:
+    """The ``INCIDENT_TOTALS_HASH`` field of an incident: its camera, type and rule."""
+    labels = [str(incident.get(key, "")) for key in ("camera_id", "type", "rule")]
+    return json.dumps(labels, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_frame_ref(ref: FrameRef) -> str:
+    return json.dumps(asdict(ref), separators=(",", ":"))
+
+
+def decode_frame_ref(raw: str | bytes) -> FrameRef:
+    return FrameRef(**json.loads(raw))
 
 
 class EventBus:
@@ -42,13 +64,17 @@ class EventBus:
             raise BusError(f"cannot reach Redis/Valkey: {exc}; check REDIS_URL") from exc
 
     def publish_incident(self, kind: str, payload: dict[str, Any]) -> str:
+        pipe = self._client.pipeline(transaction=True)  # the alert and its count, or neither
+        pipe.xadd(
+            INCIDENT_STREAM,
+            encode_event(kind, payload),  # type: ignore[arg-type]
+            maxlen=INCIDENT_STREAM_MAXLEN,
+            approximate=True,
+        )
+        if kind == "opened":
+            pipe.hincrby(INCIDENT_TOTALS_HASH, incident_totals_field(payload), 1)
         try:
-            entry_id = self._client.xadd(
-                INCIDENT_STREAM,
-                encode_event(kind, payload),  # type: ignore[arg-type]
-                maxlen=INCIDENT_STREAM_MAXLEN,
-                approximate=True,
-            )
+            entry_id = pipe.execute()[0]
         except redis.RedisError as exc:
             raise BusError(f"cannot publish to {INCIDENT_STREAM}: {exc}") from exc
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
@@ -100,6 +126,19 @@ class EventBus:
             self._client.hset(HEALTH_HASH, mapping=mapping)  # type: ignore[arg-type]
         except redis.RedisError as exc:
             log.warning("camera health not published: %s", exc)
+
+    def publish_latest_frames(self, refs: dict[str, FrameRef]) -> None:
+        """Replace the whole hash in one transaction: cameras that were removed, or
+        whose ring is gone, drop out, and a reader never sees it half written."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.delete(LATEST_FRAME_HASH)
+        if refs:
+            mapping = {cam: encode_frame_ref(ref) for cam, ref in refs.items()}
+            pipe.hset(LATEST_FRAME_HASH, mapping=mapping)  # type: ignore[arg-type]
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("latest frames not published: %s", exc)
 
     def remove_health(self, camera_ids: list[str]) -> None:
         if camera_ids:

@@ -4,13 +4,16 @@ Each camera owns one ring of fixed-size BGR slots.  The slot header holds the
 sequence number of the frame in it, written *after* the pixels and cleared
 *before* they change, so a reader can tell whether the frame it was sent is still
 there (a seqlock).  When the ring wraps before a reader gets to a frame, the
-reader gets ``None`` and counts a drop instead of reading torn pixels.
+reader gets ``None`` and counts a drop instead of reading torn pixels.  The header
+also holds each slot's capture time, so a reader that only knows the ring (the
+API's live preview) can take the newest frame with its time (``FrameReader.newest``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import replace
 from multiprocessing import shared_memory
 
 import numpy as np
@@ -20,7 +23,7 @@ from core.types import FrameRef
 
 log = logging.getLogger(__name__)
 
-_HEADER_BYTES_PER_SLOT = 8  # one int64 sequence number
+_HEADER_BYTES_PER_SLOT = 16  # an int64 sequence number, then a float64 capture time
 _EMPTY = -1
 
 
@@ -28,6 +31,15 @@ def _layout(slots: int, height: int, width: int) -> tuple[int, int]:
     header = slots * _HEADER_BYTES_PER_SLOT
     frame_bytes = height * width * 3
     return header, header + slots * frame_bytes
+
+
+def _header_views(
+    buf: memoryview, slots: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The sequence numbers of every slot, then their capture times."""
+    seqs: npt.NDArray[np.int64] = np.ndarray((slots,), np.int64, buf, 0)
+    times: npt.NDArray[np.float64] = np.ndarray((slots,), np.float64, buf, slots * 8)
+    return seqs, times
 
 
 class FrameRing:
@@ -42,7 +54,7 @@ class FrameRing:
         self._shm = shared_memory.SharedMemory(create=True, size=total)
         buf = self._shm.buf
         assert buf is not None
-        self._seqs: npt.NDArray[np.int64] = np.ndarray((slots,), np.int64, buf, 0)
+        self._seqs, self._times = _header_views(buf, slots)
         self._seqs[:] = _EMPTY
         self._frames: npt.NDArray[np.uint8] = np.ndarray(
             (slots, height, width, 3), np.uint8, buf, header_bytes
@@ -68,6 +80,7 @@ class FrameRing:
         seq = self._next_seq
         self._next_seq += 1
         slot = seq % self.slots
+        self._times[slot] = capture_ts  # before the seq: a reader that sees the seq sees it
         self._seqs[slot] = seq
         return FrameRef(
             camera_id=self.camera_id,
@@ -89,8 +102,11 @@ class FrameRing:
         return self.commit(capture_ts)
 
     def close(self) -> None:
+        # A reader that still maps the ring (the live preview) must see no frame in
+        # it, not the last one forever: unlinking leaves existing mappings intact.
+        self._seqs[:] = _EMPTY
         # Views into the buffer must go before the mapping can be closed.
-        del self._seqs, self._frames
+        del self._seqs, self._times, self._frames
         try:
             self._shm.close()
         finally:
@@ -105,13 +121,13 @@ class _Attached:
         buf = self.shm.buf
         assert buf is not None
         header_bytes, _ = _layout(slots, ref.height, ref.width)
-        self.seqs: npt.NDArray[np.int64] = np.ndarray((slots,), np.int64, buf, 0)
+        self.seqs, self.times = _header_views(buf, slots)
         self.frames: npt.NDArray[np.uint8] = np.ndarray(
             (slots, ref.height, ref.width, 3), np.uint8, buf, header_bytes
         )
 
     def close(self) -> None:
-        del self.seqs, self.frames
+        del self.seqs, self.times, self.frames
         self.shm.close()
 
 
@@ -166,6 +182,27 @@ class FrameReader:
             return None
         copy = view.copy()
         return copy if self.still_valid(ref) else None
+
+    def newest(self, ref: FrameRef) -> tuple[FrameRef, npt.NDArray[np.uint8]] | None:
+        """The newest frame in ``ref``'s ring (a private copy) and its reference.
+
+        ``ref`` only names the ring: a preview needs the frame that is there now,
+        not the one it was told about a second ago. None when the ring is gone
+        (the camera restarted), holds no frame yet, or is rewritten under us.
+        """
+        ring = self._attach(ref)
+        if ring is None:
+            return None
+        for _ in range(3):  # a writer lapping the newest slot while we copy: look again
+            slot = int(np.argmax(ring.seqs))
+            seq = int(ring.seqs[slot])
+            if seq == _EMPTY:
+                return None
+            capture_ts = float(ring.times[slot])
+            frame: npt.NDArray[np.uint8] = ring.frames[slot].copy()
+            if int(ring.seqs[slot]) == seq:
+                return replace(ref, slot=slot, seq=seq, capture_ts=capture_ts), frame
+        return None
 
     def forget(self, shm_name: str) -> None:
         ring = self._rings.pop(shm_name, None)

@@ -1,1 +1,1 @@
-"""Operator web console, Grafana dashboards and Prometheus config (later issues)."""
+"""Operator web console (served by the API), Grafana dashboards and Prometheus config."""

@@ -10,6 +10,7 @@ PACKAGES=(
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp   # loopback RTSP server for tests
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   postgresql                      # a throwaway server for the PostgreSQL test runs (tests/pg.py)
+  chromium                        # the browser the console tests drive (tests/console)
 )
 
 missing=()

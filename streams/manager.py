@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 
 from core.config import CameraConfig
-from core.types import CameraHealth, CameraState
+from core.types import CameraHealth, CameraState, FrameRef
 from streams.reader import (
     Backoff,
     CameraReader,
@@ -142,6 +142,11 @@ class CameraManager:
 
     def health(self) -> dict[str, dict[str, object]]:
         return {r.camera.id: r.health.to_json_dict() for r in self.readers()}
+
+    def latest_frames(self) -> dict[str, FrameRef]:
+        """Each running camera's newest frame in shared memory (cameras with none left out)."""
+        refs = {r.camera.id: r.last_ref for r in self.readers()}
+        return {camera_id: ref for camera_id, ref in refs.items() if ref is not None}
 
     def states(self) -> dict[str, CameraState]:
         return {r.camera.id: r.health.state for r in self.readers()}

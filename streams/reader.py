@@ -163,6 +163,9 @@ class CameraReader:
         self._backoff = backoff or Backoff()
         self.health = health or CameraHealth(camera_id=camera.id)
         self._ring: FrameRing | None = None
+        # The newest frame sent to the ring; ingest publishes it for the live preview.
+        # Replaced whole (an atomic reference swap), read from the ingest main thread.
+        self.last_ref: FrameRef | None = None
         self._selector = RateSelector(camera.detect.fps)
         self._input_fps = FpsMeter()
         self._decoded_fps = FpsMeter()
@@ -201,6 +204,7 @@ class CameraReader:
         self.close()
 
     def close(self) -> None:
+        self.last_ref = None  # its ring is about to be unlinked
         if self._ring is not None:
             self._ring.close()
             self._ring = None
@@ -310,6 +314,7 @@ class CameraReader:
         else:
             cv2.resize(to_bgr(frame), (width, height), dst=slot, interpolation=cv2.INTER_AREA)
         ref = ring.commit(capture_ts)
+        self.last_ref = ref
         self._mark_alive(capture_ts)
         health = self.health
         if self._publish(ref):

@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 
 from api.deps import get_api_metrics, get_redis
 from api.telemetry import ApiMetrics
-from core.bus import HEALTH_HASH, STATS_HASH
+from core.bus import HEALTH_HASH, INCIDENT_TOTALS_HASH, STATS_HASH
 from core.types import CameraState
 
 router = APIRouter(tags=["ops"])
@@ -187,6 +187,27 @@ class RecordingCollector(Collector):
         )
 
 
+class IncidentCollector(Collector):
+    """Incidents opened per camera, type and rule, counted by the bus as each one's
+    ``opened`` alert is published (``core.bus.INCIDENT_TOTALS_HASH``): one HGETALL per
+    scrape, whatever the size of the incidents table. The count lives as long as the
+    Valkey/Redis data does (the embedded server persists it), not the database."""
+
+    def __init__(self, totals: dict[bytes | str, bytes | str]) -> None:
+        self._totals = totals
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        opened = CounterMetricFamily(
+            "cv_incidents",
+            "incidents opened, by camera, rule type and rule name",
+            labels=["camera", "type", "rule"],
+        )
+        for field, count in sorted(self._totals.items()):
+            camera, kind, rule = (str(v) for v in json.loads(field))
+            opened.add_metric([camera, kind, rule], float(count))
+        yield opened
+
+
 @router.get("/metrics", response_class=Response)
 async def metrics(
     client: Annotated[aioredis.Redis, Depends(get_redis)],
@@ -202,4 +223,5 @@ async def metrics(
     recording = await client.hget(STATS_HASH, "recording")
     if recording is not None:
         registry.register(RecordingCollector(json.loads(recording)))
+    registry.register(IncidentCollector(await client.hgetall(INCIDENT_TOTALS_HASH)))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -44,6 +44,9 @@ EXPECTED: dict[Key, Access] = {
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
+    # The console's static shell (no data; every data route it calls checks roles).
+    ("GET", "/"): PUBLIC,
+    ("GET", "/console/{path:path}"): PUBLIC,
     # Own account.
     ("GET", "/api/auth/me"): EVERYONE,
     ("POST", "/api/auth/password"): EVERYONE,
@@ -52,6 +55,8 @@ EXPECTED: dict[Key, Access] = {
     ("GET", "/api/cameras/{camera_id}"): EVERYONE,
     ("GET", "/api/cameras/{camera_id}/health"): EVERYONE,
     ("GET", "/api/cameras/{camera_id}/timeline"): EVERYONE,
+    ("GET", "/api/cameras/{camera_id}/snapshot.jpg"): EVERYONE,
+    ("GET", "/api/cameras/{camera_id}/live.mjpeg"): EVERYONE,
     ("GET", "/api/incidents"): EVERYONE,
     ("GET", "/api/incidents/{incident_id}"): EVERYONE,
     ("GET", "/api/incidents/{incident_id}/snapshot"): EVERYONE,
@@ -87,6 +92,7 @@ EXPECTED: dict[Key, Access] = {
     # Administration.
     ("POST", "/api/incidents/{incident_id}/reopen"): ADMIN_ONLY,
     ("POST", "/api/cameras"): ADMIN_ONLY,
+    ("POST", "/api/cameras/test"): ADMIN_ONLY,
     ("PUT", "/api/cameras/{camera_id}"): ADMIN_ONLY,
     ("DELETE", "/api/cameras/{camera_id}"): ADMIN_ONLY,
     ("POST", "/api/config/versions/{version_id}/rollback"): ADMIN_ONLY,

@@ -68,3 +68,35 @@ def test_another_process_reads_the_frame() -> None:
         assert total == 3 * 36 * 64 * 3
     finally:
         ring.close()
+
+
+def test_newest_is_the_last_committed_frame_with_its_capture_time() -> None:
+    ring = FrameRing("cam", 36, 64, slots=4)
+    reader = FrameReader()
+    try:
+        first = ring.write(_frame(1), 10.0)
+        for i in range(5):  # wraps: ``first`` itself was overwritten
+            ring.write(_frame(2 + i), 11.0 + i)
+        got = reader.newest(first)
+        assert got is not None
+        ref, pixels = got
+        assert (ref.seq, ref.slot, ref.capture_ts) == (5, 5 % 4, 15.0)
+        assert int(pixels[0, 0, 0]) == 6
+        ring.write(_frame(9), 16.0)
+        assert int(pixels[0, 0, 0]) == 6  # a private copy
+    finally:
+        reader.close()
+        ring.close()
+
+
+def test_a_closed_ring_shows_no_frame_to_a_reader_that_still_maps_it() -> None:
+    ring = FrameRing("cam", 36, 64, slots=4)
+    reader = FrameReader()
+    try:
+        ref = ring.write(_frame(4), 1.0)
+        assert reader.newest(ref) is not None  # mapped now
+        ring.close()  # unlinked; the reader's mapping lives on
+        assert reader.newest(ref) is None
+        assert reader.read(ref) is None
+    finally:
+        reader.close()

@@ -74,15 +74,20 @@ def campus_camera(clip: Path | str) -> str:
 """
 
 
-def start_service(tmp_path: Path, cameras_yaml: str) -> Service:
+def start_service(
+    tmp_path: Path, cameras_yaml: str, retention_interval_s: float | None = None
+) -> Service:
     port = _free_port()
     config = tmp_path / "e2e.yaml"
+    retention = (
+        f", retention: {{interval_s: {retention_interval_s}}}" if retention_interval_s else ""
+    )
     config.write_text(
         f"""
 cameras:
 {cameras_yaml}
 detector: {{max_batch: 2}}
-storage: {{data_dir: {tmp_path / "data"}}}
+storage: {{data_dir: {tmp_path / "data"}{retention}}}
 server: {{port: {port}}}
 """
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from core.config import CameraConfig
-from core.types import CameraState
+from core.frames import FrameReader
+from core.types import CameraState, FrameRef
 from streams.manager import CameraManager
 
 
@@ -34,3 +35,33 @@ def test_threshold_change_does_not_reconnect_the_camera(video) -> None:  # type:
         assert manager.readers()[0] is not reader  # a stream setting: reconnects
     finally:
         manager.stop_all()
+
+
+def test_latest_frames_name_each_camera_newest_frame_in_its_ring(video) -> None:  # type: ignore[no-untyped-def]
+    """What ingest publishes to ``cv:latest_frame`` for the live view."""
+    camera = CameraConfig.model_validate(
+        {"id": "walk", "url": str(video("pets2009_vtest_480x360.mp4")), "detect": {"fps": 5}}
+    )
+    manager = CameraManager(lambda _ref: True)
+    frames = FrameReader()
+    try:
+        assert manager.latest_frames() == {}
+        manager.apply([camera])
+        deadline = time.monotonic() + 15
+        while "walk" not in manager.latest_frames() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first: FrameRef = manager.latest_frames()["walk"]
+        time.sleep(0.5)  # a few more frames at 5 fps
+        got = frames.newest(first)
+        assert got is not None
+        newest, pixels = got
+        assert newest.seq > first.seq and pixels.shape == (360, 480, 3)
+
+        resized = CameraConfig.model_validate({**camera.model_dump(), "detect": {"width": 320}})
+        manager.apply([resized])  # a stream setting: a new reader with a new ring
+        assert frames.newest(first) is None  # the old ring, still mapped here, shows nothing
+        manager.apply([])
+        assert manager.latest_frames() == {}
+    finally:
+        manager.stop_all()
+        frames.close()
