@@ -5,15 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install sysdeps demo test check lint typecheck test-assets bench clean openapi
+.PHONY: lock install sysdeps demo test check lint typecheck test-assets bench clean openapi
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/install-system-deps.sh
+$(STAMP): pyproject.toml constraints.txt scripts/install-system-deps.sh
 	./scripts/install-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	@# The CPU install must never pull CUDA wheels.
 	@if $(BIN)/pip list 2>/dev/null | grep -qiE '^(torch|nvidia-)'; then \
 		echo "error: a CUDA/torch wheel was installed into the CPU venv" >&2; exit 1; fi
@@ -53,3 +53,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache data
+
+# Pin what is installed now as the new constraints (after a deliberate upgrade + green make test).
+lock: $(STAMP)
+	(sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable) > constraints.new && mv constraints.new constraints.txt

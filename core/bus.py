@@ -152,7 +152,7 @@ class ConfigListener:
     """Tells a pipeline process that a new camera config version is live."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self._pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
         self._pubsub.subscribe(CONFIG_CHANNEL)
 
     def poll(self, timeout_s: float = 0.0) -> int | None:

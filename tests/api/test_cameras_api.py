@@ -47,7 +47,7 @@ def client(store: ConfigStore, tmp_path: Path, valkey_url: str) -> Iterator[Test
 
 @pytest.fixture()
 def announcements(valkey_url: str) -> Iterator[redis.client.PubSub]:
-    pubsub = redis.Redis.from_url(valkey_url).pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub = redis.Redis.from_url(valkey_url).pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(CONFIG_CHANNEL)
     yield pubsub
     pubsub.close()

@@ -30,7 +30,7 @@ def env(
 
 @pytest.fixture()
 def announcements(valkey_url: str) -> Iterator[redis.client.PubSub]:
-    pubsub = redis.Redis.from_url(valkey_url).pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub = redis.Redis.from_url(valkey_url).pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(CONFIG_CHANNEL)
     yield pubsub
     pubsub.close()

@@ -180,7 +180,7 @@ def test_suppress_similar_makes_an_audited_announced_version(
     decide(env, inc.id, "reflection")
     assert env.client.post(url, headers=env.headers[OPERATOR]).status_code == 403
 
-    pubsub = redis.Redis.from_url(valkey_url).pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub = redis.Redis.from_url(valkey_url).pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(CONFIG_CHANNEL)
     got = env.client.post(url, headers=police)
     assert got.status_code == 201, got.text
