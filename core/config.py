@@ -177,7 +177,7 @@ Device = Annotated[str, Field(pattern=r"^(cpu|auto|gpu|cuda(:\d+)?)$")]
 
 
 class DetectorConfig(StrictModel):
-    backend: Literal["openvino", "onnxruntime"] = "openvino"
+    backend: Literal["openvino", "onnxruntime", "ultralytics"] = "openvino"
     model: str = Field(
         "yolo11n-int8",
         description="a registry name (commune-vision models list) or a path to model files",

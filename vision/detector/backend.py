@@ -40,6 +40,10 @@ def create_backend(
         from vision.detector.onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(model_path, device, input_hw, max_batch)
+    if backend == "ultralytics":
+        from vision.detector.ultralytics_backend import UltralyticsBackend
+
+        return UltralyticsBackend(model_path, device, input_hw, max_batch)
     raise DetectorError(
-        f"detector.backend: unknown backend {backend!r}; use openvino or onnxruntime"
+        f"detector.backend: unknown backend {backend!r}; use openvino, onnxruntime or ultralytics"
     )
