@@ -10,13 +10,21 @@ from typing import TypedDict
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.bootstrap import bootstrap_admin, build_auth_config
+from api.errors import add_error_docs, http_error_handler, validation_error_handler
+from api.http_guards import RequestLimitsMiddleware, SecurityHeadersMiddleware
 from api.live_preview import LivePreview
 from api.openapi_security import add_security
+from api.replay_jobs import ReplayJobs, ReplayRunner
 from api.routers import (
     alerts,
     audit,
@@ -25,6 +33,7 @@ from api.routers import (
     cameras,
     config,
     console,
+    detections,
     events,
     evidence,
     feedback,
@@ -33,6 +42,7 @@ from api.routers import (
     live,
     metrics,
     recordings,
+    replays,
     review,
     stats,
     users,
@@ -40,6 +50,7 @@ from api.routers import (
 )
 from api.security import AuthConfig
 from api.telemetry import ApiMetrics, HttpMetricsMiddleware
+from api.unavailable import bus_unavailable_handler, database_unavailable_handler
 from core.storage.audit import AuditLog
 from core.storage.config_store import ConfigStore
 from core.storage.db import make_engine
@@ -119,9 +130,12 @@ class ApiState(TypedDict):
     api_metrics: ApiMetrics
     alert_heartbeat_s: float
     live_preview: LivePreview
+    replays: ReplayJobs
 
 
-def create_app(settings: ApiSettings) -> FastAPI:
+def create_app(settings: ApiSettings, replay_runner: ReplayRunner | None = None) -> FastAPI:
+    """``replay_runner``: the what-if replay, which needs the detector and the rules that
+    ``api`` may not import; the composition root passes it (commune_vision/processes.py)."""
     api_metrics = ApiMetrics()  # one per app: the middleware and /metrics share it
 
     @asynccontextmanager
@@ -145,6 +159,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         client = aioredis.Redis.from_url(settings.redis_url)
         config_store = ConfigStore(engine)
         live_preview = LivePreview(client, config_store)  # one ring mapping per process
+        replay_jobs = ReplayJobs(replay_runner)
         try:
             yield {
                 "repo": IncidentRepository(engine),
@@ -165,8 +180,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 "api_metrics": api_metrics,
                 "alert_heartbeat_s": settings.alert_heartbeat_s,
                 "live_preview": live_preview,
+                "replays": replay_jobs,
             }
         finally:
+            await asyncio.to_thread(replay_jobs.close)  # a running replay stops first
             live_preview.close()
             await client.aclose()
             engine.dispose()
@@ -176,14 +193,26 @@ def create_app(settings: ApiSettings) -> FastAPI:
         version="0.1.0",
         description="Video analytics for commune operations centers.",
         lifespan=lifespan,
+        # A locked or unreachable database or bus: 503 with Retry-After, not 500.
+        exception_handlers={
+            OperationalError: database_unavailable_handler,
+            RedisConnectionError: bus_unavailable_handler,
+            RedisTimeoutError: bus_unavailable_handler,
+        },
     )
+    # Outermost last: every answer, the guards' own and the metrics', gets the headers.
     app.add_middleware(HttpMetricsMiddleware, metrics=api_metrics)
+    app.add_middleware(RequestLimitsMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(incidents.router)
     app.include_router(cameras.router)
     app.include_router(live.router)
+    app.include_router(detections.router)
     app.include_router(camera_test.router)
     app.include_router(alerts.router)
     app.include_router(events.router)
@@ -196,11 +225,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(feedback.router)
     app.include_router(webhooks.router)
+    app.include_router(replays.router)
     app.include_router(console.router)
     add_security(app)
+    add_error_docs(app)
     return app
 
 
-def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory api.app:app_from_env``."""
-    return create_app(ApiSettings())
+def app_from_env(replay_runner: ReplayRunner | None = None) -> FastAPI:
+    """Factory for ``uvicorn --factory api.app:app_from_env`` (no what-if replay), and
+    for ``commune-vision run``, which passes the replay runner."""
+    return create_app(ApiSettings(), replay_runner)

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from starlette.requests import HTTPConnection
 
 from api.live_preview import LivePreview
+from api.replay_jobs import ReplayJobs
 from api.security import AuthConfig
 from api.telemetry import ApiMetrics
 from core.storage.audit import AuditLog
@@ -93,3 +94,7 @@ def get_engine(conn: HTTPConnection) -> Engine:
 
 def get_live_preview(conn: HTTPConnection) -> LivePreview:
     return cast(LivePreview, conn.state.live_preview)
+
+
+def get_replays(conn: HTTPConnection) -> ReplayJobs:
+    return cast(ReplayJobs, conn.state.replays)

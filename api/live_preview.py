@@ -154,6 +154,12 @@ class LivePreview:
                 last = (snap.ref.shm_name, snap.ref.seq)
                 yield mjpeg_part(snap.jpeg)
 
+    async def frame_jpeg(self, ref: FrameRef) -> bytes | None:
+        """JPEG of exactly the frame ``ref`` names (the threshold preview draws boxes
+        detected on it), or None once its ring slot was overwritten or the ring is gone."""
+        frame = self._exact(ref)
+        return None if frame is None else await run_in_threadpool(encode_jpeg, frame, None)
+
     def close(self) -> None:
         self._frames.close()
         self._rings.clear()
@@ -199,6 +205,15 @@ class LivePreview:
         if got is None:
             self._forget(camera_id)
         return got
+
+    def _exact(self, ref: FrameRef) -> npt.NDArray[np.uint8] | None:
+        # The same bookkeeping as _read: one mapped ring per camera, so a restarted
+        # camera's old ring is unmapped (the detections name the ingest ring too).
+        old = self._rings.get(ref.camera_id)
+        if old is not None and old != ref.shm_name:
+            self._forget(ref.camera_id)
+        self._rings[ref.camera_id] = ref.shm_name
+        return self._frames.read(ref)
 
     def _forget(self, camera_id: str) -> None:
         name = self._rings.pop(camera_id, None)

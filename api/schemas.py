@@ -69,6 +69,9 @@ class CameraHealthOut(BaseModel):
     frames_delivered: int = 0
     frames_skipped: int = 0
     frames_dropped: int
+    decode_errors: int = Field(
+        0, description="corrupt pictures and undecodable packets (bad link or camera)"
+    )
     reconnects: int
     last_error: str | None
     recording: str = Field("off", description="off | waiting_keyframe | recording | error")

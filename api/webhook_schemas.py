@@ -51,7 +51,8 @@ class WebhookPatch(BaseModel):
 
 
 class WebhookOut(BaseModel):
-    """A webhook; its secret is shown only in the answer to its creation."""
+    """A webhook; its secret is shown only in the answer to its creation, credentials in
+    its URL never (as ``***``; PATCH that URL back to keep them)."""
 
     id: int
     name: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -77,6 +78,7 @@ class CameraAnalytics:
         self._last_ts = 0.0
         self._last_centre: dict[int, tuple[float, float, float]] = {}
         self.moving_until_ts = 0.0
+        self._latest: tuple[FrameRef, Detections] | None = None
 
     # -- configuration ---------------------------------------------------------
     def reconfigure(self, camera: CameraConfig) -> None:
@@ -121,6 +123,7 @@ class CameraAnalytics:
     # -- per frame -------------------------------------------------------------
     def on_detections(self, ref: FrameRef, detections: Detections) -> None:
         self._last_ts = ref.capture_ts
+        self._latest = (ref, detections)  # a reference: encoded only when published
         relevant = self._filter(detections, ref.width, ref.height)
         tracked = self.tracker.update(relevant, ref.capture_ts)
         live = self.tracker.live_track_ids()
@@ -149,6 +152,10 @@ class CameraAnalytics:
                     key = (crossing.line, crossing.label, crossing.direction, bucket)
                     self._counts[key] = self._counts.get(key, 0) + 1
 
+    @property
+    def open_incident_ids(self) -> list[str]:
+        return list(self._open.values())
+
     def close_open(self, ts: float) -> None:
         """Close every open incident (camera removed, or the service stopping): a new
         tracker could never close them, and an incident must not stay open forever."""
@@ -165,6 +172,23 @@ class CameraAnalytics:
             )
         self._open.clear()
         self.flush_counts()
+
+    def latest_detections(self) -> dict[str, object] | None:
+        """The newest frame's detections of the domain classes *before* the per-class
+        filters, boxes normalised 0..1: the console's threshold preview draws which
+        ones the filters being edited would drop (``cv:latest_detections``)."""
+        if self._latest is None:
+            return None
+        ref, dets = self._latest
+        scale = np.array([ref.width, ref.height, ref.width, ref.height], np.float32)
+        boxes = [
+            [*(round(float(v), 4) for v in xyxy / scale), round(float(conf), 3), label]
+            for xyxy, conf, class_id in zip(
+                dets.xyxy, dets.confidence, dets.class_id.tolist(), strict=True
+            )
+            if (label := COCO_TO_DOMAIN.get(class_id)) is not None
+        ]
+        return {"ref": asdict(ref), "boxes": boxes}
 
     @property
     def last_ts(self) -> float:

@@ -30,25 +30,39 @@ _UP = (CameraState.ONLINE, CameraState.CONNECTING)
 
 
 class OfflineWatch:
-    def __init__(self, emit: Callable[[StoreEvent], None]) -> None:
+    def __init__(
+        self, emit: Callable[[StoreEvent], None], adopt: dict[str, str] | None = None
+    ) -> None:
+        """``adopt``: camera id → its camera_offline incident still open in the database
+        (left by an ingest that died): closed once the camera is online, kept while it
+        is down, so a restart neither orphans it nor opens a duplicate."""
         self._emit = emit
         self._down_since: dict[str, float] = {}
-        self._open: dict[str, str] = {}
+        self._open: dict[str, str] = dict(adopt or {})
+        self._adopted = set(self._open)
 
     def check(self, cameras: Iterable[tuple[CameraConfig, CameraHealth]], now_ts: float) -> None:
         for camera, health in cameras:
             rule = next((r for r in camera.rules if isinstance(r, CameraOfflineRule)), None)
             if rule is None:
+                if camera.id in self._adopted:  # the rule was removed meanwhile
+                    self._close(camera.id, now_ts)
                 continue
             if health.state in _UP:
                 self._down_since.pop(camera.id, None)
-                incident_id = self._open.pop(camera.id, None)
-                if incident_id is not None:
-                    self._emit(IncidentUpdated(incident_id, now_ts, 1.0, [], True, now_ts))
+                if health.state == CameraState.CONNECTING and camera.id in self._adopted:
+                    continue  # an adopted incident waits to see whether it is back
+                self._close(camera.id, now_ts)
                 continue
             since = self._down_since.setdefault(camera.id, now_ts)
             if camera.id not in self._open and now_ts - since >= rule.after_s:
                 self._opened(camera, rule, health, since)
+
+    def _close(self, camera_id: str, now_ts: float) -> None:
+        self._adopted.discard(camera_id)
+        incident_id = self._open.pop(camera_id, None)
+        if incident_id is not None:
+            self._emit(IncidentUpdated(incident_id, now_ts, 1.0, [], True, now_ts))
 
     def _opened(
         self, camera: CameraConfig, rule: CameraOfflineRule, health: CameraHealth, since: float

@@ -22,6 +22,7 @@ from commune_vision.stopflag import StopFlag
 from core.bus import EventBus
 from core.config import AppConfig, CameraConfig
 from core.frames import FrameReader
+from core.outbox import BusOutbox
 from core.types import CameraState, FrameRef, StoreEvent
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def ingest_main(
         gate_factory=lambda camera: gate_for(camera, activity),
     )
     manager.apply(config.cameras)
-    offline = OfflineWatch(events_q.put)
+    offline = OfflineWatch(events_q.put, _open_offline(config.storage.resolved_database_url))
     new_cameras = _follow_config(config.storage.resolved_database_url, bus.config_listener())
     while not stop.wait(HEALTH_PUBLISH_S):
         cameras = new_cameras()
@@ -202,9 +203,13 @@ def analytics_main(
     analytics = build(config.cameras, {})
     new_cameras = _follow_config(config.storage.resolved_database_url, bus.config_listener())
     next_poll = time.monotonic() + 1.0
+    started_ts, sweeps = time.time(), [time.monotonic() + s for s in ORPHAN_SWEEPS_S]
     while not stop.is_set():
         if time.monotonic() >= next_poll:
             next_poll = time.monotonic() + 1.0
+            if sweeps and time.monotonic() >= sweeps[0]:
+                sweeps.pop(0)  # incidents a killed predecessor left open (orphans.py)
+                _close_orphans(config, emit, started_ts, analytics)
             cameras = new_cameras()
             if cameras is not None:
                 previous = analytics
@@ -214,6 +219,9 @@ def analytics_main(
                         old.close_open(old.last_ts or time.time())
             bus.publish_activity(
                 {i: a.moving_until_ts for i, a in analytics.items() if a.moving_until_ts}
+            )
+            bus.publish_latest_detections(  # the console's threshold preview
+                {i: d for i, a in analytics.items() if (d := a.latest_detections()) is not None}
             )
             for camera_analytics in analytics.values():
                 camera_analytics.flush_counts()
@@ -231,6 +239,39 @@ def analytics_main(
     bus.close()
 
 
+# After start, when the writer has stored what a killed predecessor had sent, and
+# again later in case the writer was behind.
+ORPHAN_SWEEPS_S = (5.0, 60.0)
+
+
+def _open_offline(database_url: str) -> dict[str, str]:
+    from commune_vision.orphans import open_offline_incidents
+    from core.storage.db import make_engine
+
+    try:
+        return open_offline_incidents(make_engine(database_url))
+    except Exception:
+        log.exception("open camera_offline incidents could not be read; none adopted")
+        return {}
+
+
+def _close_orphans(
+    config: AppConfig, emit: Callable[[StoreEvent], None], started_ts: float, analytics: Any
+) -> None:
+    from commune_vision.orphans import close_orphaned_incidents
+    from core.storage.db import make_engine
+
+    known = [i for a in analytics.values() for i in a.open_incident_ids]
+    cameras = [a.camera for a in analytics.values()]
+    engine = make_engine(config.storage.resolved_database_url)
+    try:
+        close_orphaned_incidents(engine, emit, started_ts, known, cameras, time.time())
+    except Exception:
+        log.exception("incidents left open by a stopped analytics could not be closed")
+    finally:
+        engine.dispose()
+
+
 def store_main(config: AppConfig, events_q: Any, stop: StopFlag, redis_url: str) -> None:
     """The single writer: incidents to the DB and media folder, then the alert to Redis.
 
@@ -239,15 +280,36 @@ def store_main(config: AppConfig, events_q: Any, stop: StopFlag, redis_url: str)
     """
     setup_child(stop)
     from core.storage.db import make_engine
+    from core.storage.retry import RetryingWriter
     from core.storage.writer import IncidentWriter
 
-    engine = make_engine(config.storage.resolved_database_url)
+    # A short busy timeout: a locked database is retried here (RetryingWriter),
+    # where the wait is counted and reported, instead of inside one long call.
+    engine = make_engine(config.storage.resolved_database_url, busy_timeout_s=STORE_BUSY_S)
     bus = EventBus(redis_url)
-    writer = IncidentWriter(engine, config.storage.data_dir.resolve(), bus)
+    # Alerts go out through a buffer: a restarting Redis neither loses nor delays them.
+    outbox = BusOutbox(bus)
+    writer = RetryingWriter(
+        IncidentWriter(engine, config.storage.data_dir.resolve(), outbox).handle,
+        outbox.publish_event,
+    )
+    outbox.set_stats_source("store", lambda: {**writer.stats(), "queued": _qsize(events_q)})
+    outbox.start()
     retention = threading.Thread(
-        target=_retention_loop, args=(config, engine, bus, stop), name="retention", daemon=True
+        target=_retention_loop, args=(config, engine, outbox, stop), name="retention", daemon=True
     )
     retention.start()
+    stopped_at: float | None = None
+
+    def give_up() -> bool:
+        # Once stopping, a database that stays unavailable gets a few seconds more:
+        # the supervisor kills a writer that outstays its stop timeout.
+        nonlocal stopped_at
+        if not stop.is_set():
+            return False
+        stopped_at = stopped_at or time.monotonic()
+        return time.monotonic() - stopped_at > STORE_STOP_RETRY_S
+
     while True:
         try:
             event = events_q.get(timeout=0.2)
@@ -256,15 +318,27 @@ def store_main(config: AppConfig, events_q: Any, stop: StopFlag, redis_url: str)
                 break  # drained: nothing reported is left behind
             continue
         try:
-            writer.handle(event)
+            writer.store(event, give_up)
         except Exception:
             log.exception("pipeline event could not be stored")
     retention.join(timeout=10)
+    outbox.stop()
     bus.close()
     engine.dispose()
 
 
-def _retention_loop(config: AppConfig, engine: Any, bus: EventBus, stop: StopFlag) -> None:
+STORE_BUSY_S = 5.0
+STORE_STOP_RETRY_S = 5.0
+
+
+def _qsize(q: Any) -> int | None:
+    try:
+        return int(q.qsize())
+    except (NotImplementedError, OSError):
+        return None  # macOS has no sem_getvalue
+
+
+def _retention_loop(config: AppConfig, engine: Any, bus: BusOutbox, stop: StopFlag) -> None:
     from core.storage.config_store import ConfigStore
     from core.storage.segments import SegmentIndex
     from streams.retention import Retention
@@ -306,18 +380,24 @@ def webhooks_main(config: AppConfig, stop: StopFlag, redis_url: str) -> None:
 
 
 def api_main(config: AppConfig, redis_url: str, stop: StopFlag) -> None:
-    """The API, loaded by import string: nothing imports ``api`` (GUIDE §2)."""
+    """The API, loaded by name: nothing imports ``api`` (GUIDE §2). This composition
+    root hands it what only it can build: the what-if replay runner (detector, tracker
+    and rules over recorded footage), which ``api`` may not import."""
     setup_child(stop)
+    import importlib
+
     import uvicorn
+
+    from commune_vision.replay_runner import RecordedReplay
 
     os.environ["DATABASE_URL"] = config.storage.resolved_database_url
     os.environ["REDIS_URL"] = redis_url
     os.environ["COMMUNE_VISION_MEDIA_ROOT"] = str(config.storage.data_dir.resolve())
     os.environ["COMMUNE_VISION_RECORDINGS_DIR"] = str(config.storage.resolved_recordings_dir)
+    app_from_env = importlib.import_module("api.app").app_from_env
     server = uvicorn.Server(
         uvicorn.Config(
-            "api.app:app_from_env",
-            factory=True,
+            app_from_env(replay_runner=RecordedReplay(config)),
             host=config.server.host,
             port=config.server.port,
             log_level="warning",

@@ -23,7 +23,9 @@ class RecorderFactory:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._segments: queue.SimpleQueue[SegmentClosed] = queue.SimpleQueue()
-        self._errors: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        # (event kind, payload): recording_error, and recording_resumed once a
+        # segment is written again (the disk had room again, say).
+        self._errors: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
 
     def sinks_for(self, camera: CameraConfig, health: CameraHealth) -> list[PacketSink]:
         if not camera.record.enabled:
@@ -39,11 +41,16 @@ class RecorderFactory:
                 self._segments.put,
                 health,
                 self._on_error,
+                self._on_recovered,
             )
         ]
 
     def _on_error(self, camera_id: str, message: str) -> None:
-        self._errors.put({"camera_id": camera_id, "error": message, "ts": time.time()})
+        payload = {"camera_id": camera_id, "error": message, "ts": time.time()}
+        self._errors.put(("recording_error", payload))
+
+    def _on_recovered(self, camera_id: str) -> None:
+        self._errors.put(("recording_resumed", {"camera_id": camera_id, "ts": time.time()}))
 
     def drain(
         self,
@@ -56,5 +63,5 @@ class RecorderFactory:
             store(self._segments.get())
             count += 1
         while not self._errors.empty():
-            publish_event("recording_error", self._errors.get())
+            publish_event(*self._errors.get())
         return count

@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any
 
 from commune_vision import processes
+from commune_vision.channels import FanIn, StageQueue
 from commune_vision.stopflag import StopFlag
 from commune_vision.valkey import EmbeddedValkey
 from core.bus import EventBus
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT_S = 10.0
 RESTART_BACKOFF_S = 2.0
+# A stage that ran this long before dying starts its backoff afresh: a crash a day
+# should not wait as long as a crash loop does.
+STABLE_RUN_S = 60.0
 
 
 @dataclass
@@ -45,6 +49,8 @@ class _Child:
     args: tuple[Any, ...]
     process: SpawnProcess | None = None
     restarts: int = 0
+    crash_streak: int = 0  # crashes in a row, each after a short run: sets the backoff
+    started_monotonic: float = 0.0
 
 
 class Supervisor:
@@ -80,9 +86,14 @@ class Supervisor:
         self._pid_file = cfg.storage.data_dir / "commune-vision.pid"
         self._pid_file.write_text(str(os.getpid()))
 
-        frames_q = self._ctx.Queue(maxsize=cfg.detector.queue_size)
-        results_q = self._ctx.Queue(maxsize=1024)
-        events_q = self._ctx.Queue(maxsize=10_000)
+        # One producer and one consumer per queue, no cross-process locks: a stage
+        # killed with SIGKILL cannot wedge a queue for the others (channels.py).
+        # The writer reads one events queue per producer.
+        frames_q = StageQueue(cfg.detector.queue_size, ctx=self._ctx)
+        results_q = StageQueue(1024, ctx=self._ctx)
+        ingest_events_q = StageQueue(10_000, ctx=self._ctx)
+        analytics_events_q = StageQueue(10_000, ctx=self._ctx)
+        events_q = FanIn(ingest_events_q, analytics_events_q)
         stop = self.stop_event
         self._children = [
             # The writer has its own stop flag, set only once every producer has
@@ -97,7 +108,7 @@ class Supervisor:
             _Child(
                 "cv-analytics",
                 processes.analytics_main,
-                (cfg, results_q, events_q, stop, self.redis_url),
+                (cfg, results_q, analytics_events_q, stop, self.redis_url),
             ),
             _Child(
                 "cv-detector",
@@ -105,7 +116,9 @@ class Supervisor:
                 (cfg, frames_q, results_q, stop, self.redis_url),
             ),
             _Child(
-                "cv-ingest", processes.ingest_main, (cfg, frames_q, events_q, stop, self.redis_url)
+                "cv-ingest",
+                processes.ingest_main,
+                (cfg, frames_q, ingest_events_q, stop, self.redis_url),
             ),
         ]
         for child in self._children:
@@ -140,6 +153,7 @@ class Supervisor:
     def _spawn(self, child: _Child) -> None:
         child.process = self._ctx.Process(target=child.target, args=child.args, name=child.name)
         child.process.start()
+        child.started_monotonic = time.monotonic()
         log.info("started %s (pid %s)", child.name, child.process.pid)
 
     def pids(self) -> dict[str, int]:
@@ -152,13 +166,15 @@ class Supervisor:
             if self._stopping or proc is None or proc.is_alive():
                 continue
             child.restarts += 1
+            stable = time.monotonic() - child.started_monotonic >= STABLE_RUN_S
+            child.crash_streak = 1 if stable else child.crash_streak + 1
             log.error(
                 "%s exited with code %s; restarting (restart %d)",
                 child.name,
                 proc.exitcode,
                 child.restarts,
             )
-            time.sleep(min(RESTART_BACKOFF_S * child.restarts, 30.0))
+            time.sleep(min(RESTART_BACKOFF_S * child.crash_streak, 30.0))
             if not self._stopping:
                 self._spawn(child)
 

@@ -34,6 +34,7 @@ import redis
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.bus import INCIDENT_STREAM
+from core.redact import redact_url
 from core.storage.db import make_engine
 from core.storage.webhooks import WebhookStore
 from core.types import StopSignal
@@ -197,7 +198,7 @@ class WebhookDispatcher:
         except SendError as exc:
             return _Outcome(None, str(exc))
         except Exception as exc:  # a bug in a sender must not lose the delivery
-            log.exception("webhook request to %s failed unexpectedly", url)
+            log.exception("webhook request to %s failed unexpectedly", redact_url(url))
             return _Outcome(None, f"{type(exc).__name__}: {exc}")
 
     def collect(self, wait: bool = False) -> int:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+import time
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis
@@ -26,11 +27,56 @@ ACTIVITY_HASH = "cv:activity"  # camera -> capture time until which it has movin
 # camera -> its newest FrameRef (JSON) in the ingest host's shared memory: the live
 # preview's way to the ring. Only readable on that host (not across nodes).
 LATEST_FRAME_HASH = "cv:latest_frame"
+# camera -> JSON {"ref": FrameRef, "boxes": [[x1, y1, x2, y2, confidence, label], …]}:
+# analytics' newest detections before its per-class filters (boxes normalised 0..1),
+# for the console's threshold preview. Same host as the rings, like cv:latest_frame.
+LATEST_DETECTIONS_HASH = "cv:latest_detections"
 # JSON [camera, type, rule] -> incidents opened: /metrics reads a counter per rule here
 # instead of grouping the whole incidents table on every scrape.
 INCIDENT_TOTALS_HASH = "cv:incident_totals"
 INCIDENT_STREAM_MAXLEN = 100_000
 EVENT_STREAM_MAXLEN = 10_000
+# "<session>:<seq>" of the newest message the store's outbox published: the dedup and
+# data-loss check of :meth:`EventBus.publish_sequenced` (core/outbox.py).
+OUTBOX_MARKER_KEY = "cv:outbox:published"
+
+# One atomic step on the server: skip a message already published (its reply was
+# lost with the connection, so the outbox retries it), else XADD it, count an opened
+# incident, and move the marker. Also tells whether the server lost what this
+# session published before (it came back empty, or from an older snapshot).
+_PUBLISH_ONCE_LUA = """
+local marker = redis.call('GET', KEYS[3])
+local mine, last = false, 0
+if marker then
+  local sep = string.find(marker, ':', 1, true)
+  mine = sep ~= nil and string.sub(marker, 1, sep - 1) == ARGV[1]
+  if mine then last = tonumber(string.sub(marker, sep + 1)) end
+end
+local acked = tonumber(ARGV[3])
+local lost = 0
+if acked > 0 and ((not mine) or last < acked) then lost = 1 end
+if mine and last >= tonumber(ARGV[2]) then return {'', lost} end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*',
+                      'kind', ARGV[5], 'data', ARGV[6])
+if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[7], 1) end
+redis.call('SET', KEYS[3], ARGV[1] .. ':' .. ARGV[2])
+return {id, lost}
+"""
+
+
+WARN_EVERY_S = 30.0
+_last_warned: dict[str, float] = {}
+
+
+def _warn_throttled(what: str, exc: Exception) -> None:
+    """Best-effort publishes fail several times a second while the bus restarts: one
+    warning per kind of failure every ``WARN_EVERY_S``, the rest at debug level."""
+    now = time.monotonic()
+    if now - _last_warned.get(what, -WARN_EVERY_S) >= WARN_EVERY_S:
+        _last_warned[what] = now
+        log.warning("%s: %s (bus unavailable? repeats are logged at debug level)", what, exc)
+    else:
+        log.debug("%s: %s", what, exc)
 
 
 def encode_event(kind: str, payload: dict[str, Any]) -> dict[str, str]:
@@ -41,6 +87,18 @@ def incident_totals_field(incident: dict[str, Any]) -> str:
     """The ``INCIDENT_TOTALS_HASH`` field of an incident: its camera, type and rule."""
     labels = [str(incident.get(key, "")) for key in ("camera_id", "type", "rule")]
     return json.dumps(labels, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SequencedMessage:
+    """One alert or system event waiting in the store's outbox (core/outbox.py)."""
+
+    seq: int  # per outbox session, increasing: what makes a retry idempotent
+    stream: str  # INCIDENT_STREAM or EVENT_STREAM
+    kind: str
+    data: str  # the JSON payload, as encode_event writes it
+    totals_field: str  # INCIDENT_TOTALS_HASH field to count ("" for none)
+    maxlen: int
 
 
 def encode_frame_ref(ref: FrameRef) -> str:
@@ -56,6 +114,7 @@ class EventBus:
 
     def __init__(self, redis_url: str) -> None:
         self._client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self._publish_once = self._client.register_script(_PUBLISH_ONCE_LUA)
 
     def ping(self) -> None:
         try:
@@ -79,6 +138,26 @@ class EventBus:
             raise BusError(f"cannot publish to {INCIDENT_STREAM}: {exc}") from exc
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
+    def publish_sequenced(
+        self, message: SequencedMessage, session: str, acked_seq: int
+    ) -> tuple[str | None, bool]:
+        """Publish ``message`` at most once per (session, seq); raises BusError.
+
+        Returns the stream entry id (None when an earlier try already published it)
+        and whether the server lost messages of this session acknowledged up to
+        ``acked_seq`` (0: nothing acknowledged yet)."""
+        keys = [message.stream, INCIDENT_TOTALS_HASH, OUTBOX_MARKER_KEY]
+        args: list[str | int] = [session, message.seq, acked_seq, message.maxlen]
+        args += [message.kind, message.data, message.totals_field]
+        try:
+            reply = self._publish_once(keys=keys, args=args)
+        except redis.RedisError as exc:
+            raise BusError(f"cannot publish to {message.stream}: {exc}") from exc
+        entry_id, lost = reply[0], int(reply[1])
+        if isinstance(entry_id, bytes):
+            entry_id = entry_id.decode()
+        return (str(entry_id) or None), bool(lost)
+
     def publish_event(self, kind: str, payload: dict[str, Any]) -> None:
         try:
             self._client.xadd(
@@ -88,13 +167,13 @@ class EventBus:
                 approximate=True,
             )
         except redis.RedisError as exc:
-            log.warning("event %s not published: %s", kind, exc)
+            _warn_throttled(f"event {kind} not published", exc)
 
     def publish_stats(self, stage: str, stats: dict[str, Any]) -> None:
         try:
             self._client.hset(STATS_HASH, stage, json.dumps(stats, separators=(",", ":")))
         except redis.RedisError as exc:
-            log.warning("stats of %s not published: %s", stage, exc)
+            _warn_throttled(f"stats of {stage} not published", exc)
 
     def publish_activity(self, until_ts: dict[str, float]) -> None:
         if not until_ts:
@@ -102,13 +181,13 @@ class EventBus:
         try:
             self._client.hset(ACTIVITY_HASH, mapping={k: repr(v) for k, v in until_ts.items()})
         except redis.RedisError as exc:
-            log.warning("activity not published: %s", exc)
+            _warn_throttled("activity not published", exc)
 
     def read_activity(self) -> dict[str, float]:
         try:
             raw = self._client.hgetall(ACTIVITY_HASH)
         except redis.RedisError as exc:
-            log.warning("activity not read: %s", exc)
+            _warn_throttled("activity not read", exc)
             return {}
         return {k.decode(): float(v) for k, v in raw.items()}  # type: ignore[union-attr]
 
@@ -125,7 +204,7 @@ class EventBus:
         try:
             self._client.hset(HEALTH_HASH, mapping=mapping)  # type: ignore[arg-type]
         except redis.RedisError as exc:
-            log.warning("camera health not published: %s", exc)
+            _warn_throttled("camera health not published", exc)
 
     def publish_latest_frames(self, refs: dict[str, FrameRef]) -> None:
         """Replace the whole hash in one transaction: cameras that were removed, or
@@ -138,11 +217,28 @@ class EventBus:
         try:
             pipe.execute()
         except redis.RedisError as exc:
-            log.warning("latest frames not published: %s", exc)
+            _warn_throttled("latest frames not published", exc)
+
+    def publish_latest_detections(self, latest: dict[str, dict[str, Any]]) -> None:
+        """Replace the whole hash, as ``publish_latest_frames`` does: cameras that left
+        the analytics drop out."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.delete(LATEST_DETECTIONS_HASH)
+        if latest:
+            mapping = {cam: json.dumps(d, separators=(",", ":")) for cam, d in latest.items()}
+            pipe.hset(LATEST_DETECTIONS_HASH, mapping=mapping)  # type: ignore[arg-type]
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            _warn_throttled("latest detections not published", exc)
 
     def remove_health(self, camera_ids: list[str]) -> None:
-        if camera_ids:
+        if not camera_ids:
+            return
+        try:
             self._client.hdel(HEALTH_HASH, *camera_ids)
+        except redis.RedisError as exc:  # a restarting bus must not end the ingest loop
+            _warn_throttled("health of removed cameras not removed", exc)
 
     def close(self) -> None:
         self._client.close()
@@ -165,7 +261,7 @@ class ConfigListener:
                     newest = int(message["data"])
                 message = self._pubsub.get_message(timeout=0.0)
         except (redis.RedisError, ValueError) as exc:
-            log.warning("config notifications: %s", exc)
+            _warn_throttled("config notifications", exc)
         return newest
 
     def close(self) -> None:

@@ -163,6 +163,7 @@ class CameraHealth:
     frames_delivered: int = 0  # frames sent on to the detector (at the detect fps)
     frames_skipped: int = 0  # detect-rate frames the motion gate held back
     frames_dropped: int = 0  # frames the detector queue had no room for
+    decode_errors: int = 0  # corrupt pictures (concealed) and packets that would not decode
     reconnects: int = 0
     last_error: str | None = None
     recording: str = "off"  # off | waiting_keyframe | recording | error

@@ -31,6 +31,10 @@ from streams.pacing import FilePacer, RateSelector, WallClockMapper
 
 log = logging.getLogger(__name__)
 
+# Undecodable packets in a row before the session is given up and reopened: a few
+# seconds of garbage is a bad link (the next key frame heals it), more is a broken stream.
+MAX_BAD_PACKETS = 250
+
 Publish = Callable[[FrameRef], bool]
 StateListener = Callable[[str, CameraState, CameraState, str | None], None]
 
@@ -258,6 +262,7 @@ class CameraReader:
         time_base = stream.time_base or Fraction(1, 90000)
         last_pts_s = 0.0
         delivered = False
+        bad_packets = 0
         for packet in container.demux(stream):
             if self._stop.is_set():
                 break
@@ -267,7 +272,20 @@ class CameraReader:
                 pts_s = float(packet.pts * time_base)
                 # The same clock as the frames', so clips show what incidents saw.
                 packet_ts = pacer.due_wall_s(pts_s) if pacer else mapper.capture_ts(pts_s)
-            for frame in packet.decode():
+            try:
+                frames = packet.decode()
+                bad_packets = 0
+            except av.error.InvalidDataError:
+                # Bit errors: count them and go on; the decoder resyncs on a key frame.
+                self.health.decode_errors += 1
+                bad_packets += 1
+                if bad_packets > MAX_BAD_PACKETS:
+                    raise
+                frames = []
+            for frame in frames:
+                if frame.is_corrupt:
+                    # Concealed by the decoder, still shown: the operator should know.
+                    self.health.decode_errors += 1
                 if frame.pts is None:
                     continue
                 pts_s = float(frame.pts * time_base)

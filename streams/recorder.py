@@ -86,12 +86,14 @@ class SegmentRecorder:
         on_segment: Callable[[SegmentClosed], None],
         health: CameraHealth | None = None,
         on_error: Callable[[str, str], None] | None = None,
+        on_recovered: Callable[[str], None] | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.root = root
         self.segment_s = segment_s
         self._on_segment = on_segment
         self._on_error = on_error
+        self._on_recovered = on_recovered
         self.health = health or CameraHealth(camera_id=camera_id)
         self._out: Any = None
         self._out_stream: Any = None
@@ -192,15 +194,26 @@ class SegmentRecorder:
         duration_s = float((self._pts_max - self._pts_min) * self._time_base) + self._frame_s
         end_ts = self._last_ts + self._frame_s
         start_ts = end_ts - duration_s
-        out.close()
-        with open(part, "rb+") as fh:
-            os.fsync(fh.fileno())  # the data is on disk before the name says complete
         final = part.with_name(part.name[1:].removesuffix(PART_SUFFIX))
-        part.replace(final)
+        try:
+            out.close()  # writes the index (moov): a full disk fails here
+            with open(part, "rb+") as fh:
+                os.fsync(fh.fileno())  # the data is on disk before the name says complete
+            part.replace(final)
+        except BaseException:
+            # The state no longer names the file, so _fail cannot: a broken segment
+            # must not stay behind, holding the space a full disk needs back.
+            part.unlink(missing_ok=True)
+            raise
         size = final.stat().st_size
         self.health.segments_recorded += 1
+        recovered = self.health.record_error is not None
         self.health.record_error = None
         self._on_segment(SegmentClosed(self.camera_id, self._relpath, start_ts, end_ts, size))
+        if recovered:
+            log.info("camera %s: recording works again", self.camera_id)
+            if self._on_recovered is not None:
+                self._on_recovered(self.camera_id)
 
     def _fail(self, exc: BaseException) -> None:
         message = f"recording failed: {exc}"

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import ADMIN_ONLY, Principal, require
 from api.deps import get_audit
+from api.params import MAX_ROW_ID, ts_query
 from api.routers.review import audit_out
 from api.schemas import AuditPage
 from core.storage.audit import AuditLog, AuditQuery
@@ -26,10 +27,10 @@ async def search_audit(
     ] = None,
     entity_id: Annotated[str | None, Query(description="with entity_type: one entity")] = None,
     actor: Annotated[str | None, Query(description="e.g. user:anh, api_key:vms-bridge")] = None,
-    since_ts: Annotated[float | None, Query(description="time ≥, UTC epoch seconds")] = None,
-    until_ts: Annotated[float | None, Query(description="time <, UTC epoch seconds")] = None,
+    since_ts: Annotated[float | None, ts_query("time ≥, UTC epoch seconds")] = None,
+    until_ts: Annotated[float | None, ts_query("time <, UTC epoch seconds")] = None,
     cursor: Annotated[
-        int | None, Query(ge=1, description="next_cursor of the previous page")
+        int | None, Query(ge=1, le=MAX_ROW_ID, description="next_cursor of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import ADMIN_ONLY, EVERYONE, Principal, require
 from api.deps import get_config_lock, get_config_store, get_redis
+from api.params import RowId
 from api.routers.cameras import redacted, save_cameras
 from api.schemas import ConfigVersionDetailOut, ConfigVersionOut, RollbackOut
 from core.errors import ConfigError
@@ -63,7 +64,7 @@ async def _version(store: ConfigStore, version_id: int) -> CamerasVersion:
     response_model=ConfigVersionDetailOut,
     dependencies=[Depends(require(*EVERYONE))],
 )
-async def config_version(store: Store, version_id: int) -> ConfigVersionDetailOut:
+async def config_version(store: Store, version_id: RowId) -> ConfigVersionDetailOut:
     """One version with its cameras; credentials in URLs are shown as ``***``."""
     v = await _version(store, version_id)
     return ConfigVersionDetailOut(
@@ -86,7 +87,7 @@ async def rollback(
     client: Annotated[aioredis.Redis, Depends(get_redis)],
     lock: Annotated[asyncio.Lock, Depends(get_config_lock)],
     principal: Annotated[Principal, Depends(require(*ADMIN_ONLY))],
-    version_id: int,
+    version_id: RowId,
 ) -> RollbackOut:
     """Make an old version's camera list live again, as a new version authored by the
     caller (audited, announced to the pipeline like any camera edit)."""

@@ -16,10 +16,10 @@ CONSOLE_DIR = (Path(__file__).resolve().parents[2] / "dashboards" / "console").r
 
 # 'self' only: the console runs offline (no CDN, no external fonts) and never inline
 # code, so an injected <script> or style cannot run. blob:/data: for snapshots, ws:
-# for the live alert socket.
+# for the live alert socket. No page may frame it (clickjacking), as X-Frame-Options says.
 CSP = (
     "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
-    "connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'"
+    "connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
 )
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import EVERYONE, REVIEW, Principal, require
 from api.deps import get_config_lock, get_config_store, get_feedback, get_redis, get_repo
+from api.params import ts_query
 from api.routers.cameras import save_cameras
 from api.routers.review import ERRORS, http_error
 from api.schemas import FalseAlarmRateOut, SuppressionOut, ThresholdSuggestionOut
@@ -27,8 +28,8 @@ router = APIRouter(tags=["feedback"])
 
 Stats = Annotated[FeedbackStats, Depends(get_feedback)]
 Store = Annotated[ConfigStore, Depends(get_config_store)]
-Since = Annotated[float | None, Query(description="incidents started ≥, UTC epoch seconds")]
-Until = Annotated[float | None, Query(description="incidents started <, UTC epoch seconds")]
+Since = Annotated[float | None, ts_query("incidents started ≥, UTC epoch seconds")]
+Until = Annotated[float | None, ts_query("incidents started <, UTC epoch seconds")]
 
 
 def _check_window(since_ts: float | None, until_ts: float | None) -> None:

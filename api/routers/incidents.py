@@ -11,6 +11,7 @@ from pydantic import StringConstraints
 
 from api.auth import EVERYONE, require
 from api.deps import get_media_root, get_repo
+from api.params import ts_query
 from api.schemas import IncidentOut, IncidentPage
 from core.storage.repository import IncidentQuery, IncidentRepository
 from core.storage.search import Cursor, InvalidCursorError, SortOrder
@@ -34,12 +35,8 @@ def search_incidents(
     repo: Repo,
     camera_id: Annotated[list[Names], _values("camera id")] = [],  # noqa: B006
     type: Annotated[list[Names], _values("incident type, e.g. intrusion")] = [],  # noqa: B006
-    since_ts: Annotated[
-        float | None, Query(description="start time ≥, UTC epoch seconds", allow_inf_nan=False)
-    ] = None,
-    until_ts: Annotated[
-        float | None, Query(description="start time <, UTC epoch seconds", allow_inf_nan=False)
-    ] = None,
+    since_ts: Annotated[float | None, ts_query("start time ≥, UTC epoch seconds")] = None,
+    until_ts: Annotated[float | None, ts_query("start time <, UTC epoch seconds")] = None,
     label: Annotated[list[Names], _values("detected class among its labels, e.g. person")] = [],  # noqa: B006
     zone: Annotated[list[Names], _values("zone name")] = [],  # noqa: B006
     status: Annotated[list[IncidentStatus], _values("review status")] = [],  # noqa: B006

@@ -18,7 +18,9 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
 
+from api.bus_metrics import BusCollector
 from api.deps import get_api_metrics, get_redis
 from api.telemetry import ApiMetrics
 from core.bus import HEALTH_HASH, INCIDENT_TOTALS_HASH, STATS_HASH
@@ -56,6 +58,11 @@ class CameraHealthCollector(Collector):
         reconnects = CounterMetricFamily(
             "cv_camera_reconnects", "reconnect attempts", labels=["camera"]
         )
+        decode_errors = CounterMetricFamily(
+            "cv_camera_decode_errors",
+            "corrupt pictures and undecodable packets from the stream",
+            labels=["camera"],
+        )
         for h in self._health:
             cam = str(h["camera_id"])
             up.add_metric([cam], 1.0 if h["state"] == CameraState.ONLINE.value else 0.0)
@@ -67,7 +74,8 @@ class CameraHealthCollector(Collector):
                 age.add_metric([cam], max(0.0, self._now_ts - float(h["last_frame_ts"])))
             dropped.add_metric([cam], float(h["frames_dropped"]))
             reconnects.add_metric([cam], float(h["reconnects"]))
-        yield from (up, state, input_fps, decoded_fps, age, dropped, reconnects)
+            decode_errors.add_metric([cam], float(h.get("decode_errors", 0)))
+        yield from (up, state, input_fps, decoded_fps, age, dropped, reconnects, decode_errors)
 
 
 def _histogram(
@@ -213,15 +221,35 @@ async def metrics(
     client: Annotated[aioredis.Redis, Depends(get_redis)],
     api_metrics: Annotated[ApiMetrics, Depends(get_api_metrics)],
 ) -> Response:
-    raw = await client.hgetall(HEALTH_HASH)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(api_metrics)  # the API process's own: request and fan-out latency
-    registry.register(CameraHealthCollector([json.loads(v) for v in raw.values()], time.time()))
-    detector = await client.hget(STATS_HASH, "detector")
-    if detector is not None:
-        registry.register(DetectorCollector(json.loads(detector)))
-    recording = await client.hget(STATS_HASH, "recording")
-    if recording is not None:
-        registry.register(RecordingCollector(json.loads(recording)))
-    registry.register(IncidentCollector(await client.hgetall(INCIDENT_TOTALS_HASH)))
+    try:
+        await _register_from_bus(registry, client)
+    except RedisError:
+        # The bus is down: answer with what is known, so the outage itself shows.
+        registry.register(BusCollector(up=False, bus=None, store=None))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _register_from_bus(registry: CollectorRegistry, client: aioredis.Redis) -> None:
+    """Everything the stages published; read first, registered only when all was read."""
+    raw = await client.hgetall(HEALTH_HASH)
+    stats = {
+        stage: await client.hget(STATS_HASH, stage)
+        for stage in ("detector", "recording", "bus", "store")
+    }
+    totals = await client.hgetall(INCIDENT_TOTALS_HASH)
+    registry.register(CameraHealthCollector([json.loads(v) for v in raw.values()], time.time()))
+    if stats["detector"] is not None:
+        registry.register(DetectorCollector(json.loads(stats["detector"])))
+    if stats["recording"] is not None:
+        registry.register(RecordingCollector(json.loads(stats["recording"])))
+    registry.register(IncidentCollector(totals))
+    bus, store = stats["bus"], stats["store"]
+    registry.register(
+        BusCollector(
+            up=True,
+            bus=json.loads(bus) if bus is not None else None,
+            store=json.loads(store) if store is not None else None,
+        )
+    )

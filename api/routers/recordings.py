@@ -29,6 +29,7 @@ from fastapi.responses import FileResponse
 
 from api.auth import EVERYONE, MEDIA, require
 from api.deps import get_media_root, get_recordings_dir, get_repo, get_segments
+from api.params import RowId, ts_query
 from api.schemas import TimelineIncidentOut, TimelineOut, TimeRangeOut
 from core.storage.repository import IncidentQuery, IncidentRepository
 from core.storage.segments import CONTIGUOUS_S, Segment, SegmentIndex, gaps_between, merge_ranges
@@ -50,12 +51,8 @@ Segments = Annotated[SegmentIndex, Depends(get_segments)]
 RecordingsDir = Annotated[Path, Depends(get_recordings_dir)]
 MediaRoot = Annotated[Path, Depends(get_media_root)]
 Repo = Annotated[IncidentRepository, Depends(get_repo)]
-SinceTs = Annotated[
-    float, Query(ge=0, allow_inf_nan=False, description="window start, UTC epoch seconds")
-]
-UntilTs = Annotated[
-    float, Query(gt=0, allow_inf_nan=False, description="window end (excluded), UTC epoch s")
-]
+SinceTs = Annotated[float, ts_query("window start, UTC epoch seconds")]
+UntilTs = Annotated[float, ts_query("window end (excluded), UTC epoch s")]
 
 _MP4_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"video/mp4": {}}, "description": "MP4; Range requests get 206"},
@@ -316,7 +313,7 @@ def hls_playlist(segments: Sequence[Segment]) -> str:
     },
     dependencies=[Depends(require(*MEDIA))],
 )
-def get_segment_ts(index: Segments, recordings: RecordingsDir, segment_id: int) -> Response:
+def get_segment_ts(index: Segments, recordings: RecordingsDir, segment_id: RowId) -> Response:
     """One segment remuxed to MPEG-TS on the wall clock (for HLS)."""
     segment, path = _segment_file(index, recordings, segment_id)
     try:
@@ -338,7 +335,7 @@ def get_segment_ts(index: Segments, recordings: RecordingsDir, segment_id: int) 
     },
     dependencies=[Depends(require(*MEDIA))],
 )
-def get_segment_mp4(index: Segments, recordings: RecordingsDir, segment_id: int) -> FileResponse:
+def get_segment_mp4(index: Segments, recordings: RecordingsDir, segment_id: RowId) -> FileResponse:
     """One segment file as recorded."""
     _segment, path = _segment_file(index, recordings, segment_id)
     return FileResponse(

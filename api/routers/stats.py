@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import EVERYONE, require
 from api.deps import get_repo, get_traffic_repo
+from api.params import ts_query
 from api.schemas import IncidentCountOut, IncidentStatsOut, TrafficPointOut
 from core.storage.repository import IncidentRepository, TrafficRepository
 from core.storage.search import GROUP_KEYS, GroupKey
@@ -27,8 +28,8 @@ async def traffic(
     repo: Annotated[TrafficRepository, Depends(get_traffic_repo)],
     camera_id: Annotated[str, Query(max_length=64)],
     line: Annotated[str | None, Query(max_length=64)] = None,
-    since_ts: Annotated[float | None, Query(description="UTC epoch s; default 24 h ago")] = None,
-    until_ts: Annotated[float | None, Query(description="UTC epoch s; default now")] = None,
+    since_ts: Annotated[float | None, ts_query("UTC epoch s; default 24 h ago")] = None,
+    until_ts: Annotated[float | None, ts_query("UTC epoch s; default now")] = None,
     bucket: Literal["1m", "5m", "15m", "1h", "1d"] = "15m",
 ) -> list[TrafficPointOut]:
     """Crossings per line, class and direction, summed per ``bucket``."""
@@ -69,12 +70,8 @@ def _group_keys(group_by: str) -> list[GroupKey]:
 )
 def incident_counts(
     repo: Annotated[IncidentRepository, Depends(get_repo)],
-    since_ts: Annotated[
-        float | None, Query(description="UTC epoch s; default 30 days ago", allow_inf_nan=False)
-    ] = None,
-    until_ts: Annotated[
-        float | None, Query(description="UTC epoch s; default now", allow_inf_nan=False)
-    ] = None,
+    since_ts: Annotated[float | None, ts_query("UTC epoch s; default 30 days ago")] = None,
+    until_ts: Annotated[float | None, ts_query("UTC epoch s; default now")] = None,
     group_by: Annotated[
         str, Query(max_length=64, description="comma-separated: camera, day, type")
     ] = "day",

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import ADMIN_ONLY, Principal, require
 from api.auth_schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, UserCreate, UserOut, UserUpdate
 from api.deps import get_users
+from api.params import RowId
 from api.routers.auth import user_out
 from api.security import new_api_key
 from core.passwords import hash_password
@@ -53,7 +54,7 @@ async def create_api_key(body: ApiKeyCreate, request: Request, admin: Admin) -> 
 
 
 @router.delete("/api/users/api-keys/{key_id}", response_model=ApiKeyOut)
-async def revoke_api_key(key_id: int, request: Request, admin: Admin) -> ApiKeyOut:
+async def revoke_api_key(key_id: RowId, request: Request, admin: Admin) -> ApiKeyOut:
     key = await run_in_threadpool(get_users(request).revoke_api_key, key_id)
     if key is None:
         raise HTTPException(

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import ADMIN_ONLY, Principal, require
 from api.deps import get_webhooks
+from api.params import MAX_ROW_ID, RowId
 from api.webhook_schemas import (
     WebhookCreated,
     WebhookDeliveryOut,
@@ -22,6 +23,7 @@ from api.webhook_schemas import (
     WebhookOut,
     WebhookPatch,
 )
+from core.redact import redact_url
 from core.storage.webhooks import Webhook, WebhookStore
 from core.webhooks import new_secret
 
@@ -60,7 +62,7 @@ async def create_webhook(body: WebhookIn, store: Store, admin: Admin) -> Webhook
             actor=admin.actor,
         )
     )
-    log.info("webhook %d (%s) created by %s", hook.id, hook.url, admin.actor)
+    log.info("webhook %d (%s) created by %s", hook.id, redact_url(hook.url), admin.actor)
     return WebhookCreated(**WebhookOut.of(hook).model_dump(), secret=hook.secret)
 
 
@@ -70,19 +72,25 @@ async def list_webhooks(store: Store, _admin: Admin) -> list[WebhookOut]:
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut)
-async def get_webhook(webhook_id: int, store: Store, _admin: Admin) -> WebhookOut:
+async def get_webhook(webhook_id: RowId, store: Store, _admin: Admin) -> WebhookOut:
     return WebhookOut.of(await _get(store, webhook_id))
 
 
 @router.patch("/{webhook_id}", response_model=WebhookOut)
 async def update_webhook(
-    webhook_id: int, body: WebhookPatch, store: Store, admin: Admin
+    webhook_id: RowId, body: WebhookPatch, store: Store, admin: Admin
 ) -> WebhookOut:
     """Change the fields sent; a new ``secret`` takes effect with the next attempt."""
     changes = body.model_dump(exclude_unset=True)
     nulls = sorted(k for k, v in changes.items() if v is None)
     if nulls:
         raise HTTPException(422, f"{', '.join(nulls)}: leave a field out to keep it, not null")
+    url = changes.get("url")
+    if url and "://***@" in url:
+        # The URL as GET shows it (credentials as ***): keep the stored credentials.
+        old = await _get(store, webhook_id)
+        if redact_url(old.url) == url:
+            changes["url"] = old.url
     hook = await run_in_threadpool(store.update, webhook_id, changes, admin.actor)
     if hook is None:
         raise _missing(webhook_id)
@@ -90,7 +98,7 @@ async def update_webhook(
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_webhook(webhook_id: int, store: Store, admin: Admin) -> Response:
+async def delete_webhook(webhook_id: RowId, store: Store, admin: Admin) -> Response:
     """Its pending deliveries are dropped with it."""
     if not await run_in_threadpool(store.delete, webhook_id, admin.actor):
         raise _missing(webhook_id)
@@ -101,7 +109,7 @@ async def delete_webhook(webhook_id: int, store: Store, admin: Admin) -> Respons
 @router.post(
     "/{webhook_id}/test", response_model=WebhookDeliveryOut, status_code=status.HTTP_202_ACCEPTED
 )
-async def test_webhook(webhook_id: int, store: Store, _admin: Admin) -> WebhookDeliveryOut:
+async def test_webhook(webhook_id: RowId, store: Store, _admin: Admin) -> WebhookDeliveryOut:
     """Queue a signed ``test`` event (``incident``: null); cv-webhooks sends it within a
     second. Follow it with GET /api/webhooks/{id}/deliveries."""
     delivery = await run_in_threadpool(store.enqueue_test, webhook_id)
@@ -112,13 +120,15 @@ async def test_webhook(webhook_id: int, store: Store, _admin: Admin) -> WebhookD
 
 @router.get("/{webhook_id}/deliveries", response_model=list[WebhookDeliveryOut])
 async def list_deliveries(
-    webhook_id: int,
+    webhook_id: RowId,
     store: Store,
     _admin: Admin,
     status_: Annotated[
         str | None, Query(alias="status", pattern="^(pending|delivered|failed)$")
     ] = None,
-    before_id: Annotated[int | None, Query(ge=1, description="page: ids below this")] = None,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ROW_ID, description="page: ids below this")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[WebhookDeliveryOut]:
     """Newest first."""

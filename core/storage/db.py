@@ -11,9 +11,16 @@ def _casefold(value: str | None) -> str | None:
     return value.casefold() if value is not None else None
 
 
-def make_engine(database_url: str) -> Engine:
+BUSY_TIMEOUT_S = 10.0  # an API write waits this long, then answers 503 (api/unavailable.py)
+
+
+def make_engine(database_url: str, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Engine:
+    """``busy_timeout_s``: how long a SQLite write waits for another connection's
+    lock before "database is locked" (the pipeline's writer waits less and retries,
+    core/storage/retry.py)."""
     if database_url.startswith("sqlite"):
-        engine = create_engine(database_url, connect_args={"timeout": 30})
+        engine = create_engine(database_url, connect_args={"timeout": busy_timeout_s})
+        busy_timeout_ms = int(busy_timeout_s * 1000)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -22,7 +29,7 @@ def make_engine(database_url: str) -> Engine:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
             # SQLite's lower()/LIKE fold ASCII only; notes search needs Unicode

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
+from core.redact import redact_url
 from core.storage import audit
 from core.storage.models import WebhookDeliveryRow, WebhookRow
 from core.webhooks import (
@@ -54,7 +55,10 @@ class Webhook:
         return self.active and matches(self.camera_ids, self.types, self.min_severity, incident)
 
     def public(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in EDITABLE if k != "secret"}
+        """What the API and the audit log may show: no secret, no credentials in the URL."""
+        shown = {k: getattr(self, k) for k in EDITABLE if k != "secret"}
+        shown["url"] = redact_url(self.url)
+        return shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +182,8 @@ class WebhookStore:
             session.flush()
             new = _webhook(row)
             before, after = old.public(), new.public()
-            changed = [k for k in after if before[k] != after[k]]
+            # Compared on the real values: a changed URL password shows as changed (*** both).
+            changed = [k for k in after if getattr(old, k) != getattr(new, k)]
             diff_before = {k: before[k] for k in changed}
             diff_after = {k: after[k] for k in changed}
             if old.secret != new.secret:  # recorded as changed, never shown

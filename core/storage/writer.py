@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 class IncidentPublisher(Protocol):
-    def publish_incident(self, kind: str, payload: dict[str, object]) -> str: ...
+    def publish_incident(self, kind: str, payload: dict[str, Any]) -> object: ...
 
 
 def snapshot_relpath(camera_id: str, incident_id: str, start_ts: float) -> Path:
@@ -94,7 +94,10 @@ class IncidentWriter:
             incident.snapshot_path = str(rel)
         row = IncidentRow.from_incident(incident)
         with Session(self._engine) as session, session.begin():
-            session.add(row)
+            # A retry after a failed commit finds no row; one that finds it (the
+            # commit went through, its reply did not) must not insert it twice.
+            if session.get(IncidentRow, incident.id) is None:
+                session.add(row)
         self._publisher.publish_incident("opened", incident.to_json_dict())
         log.info("incident %s %s on %s", incident.id, incident.rule, incident.camera_id)
 

@@ -57,6 +57,7 @@ EXPECTED: dict[Key, Access] = {
     ("GET", "/api/cameras/{camera_id}/timeline"): EVERYONE,
     ("GET", "/api/cameras/{camera_id}/snapshot.jpg"): EVERYONE,
     ("GET", "/api/cameras/{camera_id}/live.mjpeg"): EVERYONE,
+    ("GET", "/api/cameras/{camera_id}/detections/latest"): EVERYONE,
     ("GET", "/api/incidents"): EVERYONE,
     ("GET", "/api/incidents/{incident_id}"): EVERYONE,
     ("GET", "/api/incidents/{incident_id}/snapshot"): EVERYONE,
@@ -110,6 +111,10 @@ EXPECTED: dict[Key, Access] = {
     ("DELETE", "/api/webhooks/{webhook_id}"): ADMIN_ONLY,
     ("POST", "/api/webhooks/{webhook_id}/test"): ADMIN_ONLY,
     ("GET", "/api/webhooks/{webhook_id}/deliveries"): ADMIN_ONLY,
+    ("POST", "/api/replays"): ADMIN_ONLY,
+    ("GET", "/api/replays"): ADMIN_ONLY,
+    ("GET", "/api/replays/{replay_id}"): ADMIN_ONLY,
+    ("DELETE", "/api/replays/{replay_id}"): ADMIN_ONLY,
 }
 
 # Logging out revokes the caller's token: call it last with each credential.

@@ -53,3 +53,20 @@ def test_a_short_outage_is_not_an_incident() -> None:
     watch.check([(CAM, health)], 1020.0)
     watch.check([(CAM, health)], 1045.0)  # 25 s since it went down again
     assert events == []
+
+
+def test_an_adopted_incident_is_kept_while_down_and_closed_when_back() -> None:
+    """An ingest killed while a camera was down left its incident open: the next one
+    continues it (no duplicate) and closes it when the camera is online again."""
+    events: list[StoreEvent] = []
+    watch = OfflineWatch(events.append, adopt={"gate": "left-open"})
+    health = CameraHealth("gate")  # connecting: not known yet whether it is back
+    watch.check([(CAM, health)], 1000.0)
+    health.state = CameraState.OFFLINE
+    for t in (1001.0, 1100.0):
+        watch.check([(CAM, health)], t)
+    assert events == []
+    health.state = CameraState.ONLINE
+    watch.check([(CAM, health)], 1200.0)
+    assert len(events) == 1 and isinstance(events[0], IncidentUpdated)
+    assert events[0].incident_id == "left-open" and events[0].closed

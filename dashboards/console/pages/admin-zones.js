@@ -1,12 +1,14 @@
 // Admin: zones, lines and per-class thresholds of one camera, drawn on its live picture.
+// Corners are dragged and deleted on the picture (zone-editor.js); the thresholds show
+// their effect on the camera's live detections before saving (detection-preview.js).
 // Saving PUTs the camera's whole config (fresh from the API, everything else unchanged)
 // and shows the config version it became.
-import { editableCamera, field, kitStrings, latestVersion, safely, table, useStyles } from './kit.js';
+import { createPreview, previewStrings } from './detection-preview.js';
+import { editableCamera, field, kitStrings, latestVersion, safely, useStyles } from './kit.js';
+import { thresholdStrings, thresholdsTable } from './thresholds.js';
 import { createEditor } from './zone-editor.js';
 
-const LABELS = ['person', 'bicycle', 'motorbike', 'car', 'bus', 'truck']; // core.types.DomainLabel
 const NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/; // core.rule_config.ID_PATTERN
-const DEFAULT_FILTER = { min_confidence: 0.25, min_area: 0 }; // core.config.ClassFilter
 
 const STRINGS = {
   vi: {
@@ -32,10 +34,11 @@ const STRINGS = {
     'zones.usedBy': 'Quy tắc đang dùng: {rules} (đổi tên/xóa quy tắc trước)',
     'zones.badName': 'Tên "{name}" không hợp lệ: chỉ chữ thường không dấu, số, - và _, bắt đầu bằng chữ hoặc số.',
     'zones.duplicate': 'Tên "{name}" bị trùng: mỗi vùng/vạch cần một tên riêng.',
-    'zones.filters': 'Ngưỡng theo loại đối tượng',
-    'zones.filtersHint': 'Bỏ chọn để dùng ngưỡng mặc định (độ tin cậy 0,25; diện tích 0).',
-    'zones.f.label': 'Loại', 'zones.f.custom': 'Riêng', 'zones.f.confidence': 'Độ tin cậy tối thiểu (0–1)',
-    'zones.f.area': 'Diện tích tối thiểu (phần ảnh, 0–1)',
+    'zones.hint.edit': 'Kéo các góc của hình đang chọn để sửa; kéo chấm nhỏ giữa cạnh để thêm góc. Bấm chuột phải (hoặc chọn góc rồi bấm "Xóa góc"/phím Delete) để xóa góc.',
+    'zones.deleteCorner': 'Xóa góc',
+    'zones.pickCorner': 'Chọn một góc của hình đang chọn trước (bấm vào chấm tròn).',
+    'zones.minCorners': 'Vùng cần ít nhất 3 góc: không xóa được thêm.',
+    'zones.lineCorners': 'Vạch luôn có đúng 2 điểm: hãy kéo điểm thay vì xóa.',
     'zones.noCameras': 'Chưa có camera nào.',
     'zones.in': 'vào',
   },
@@ -62,10 +65,11 @@ const STRINGS = {
     'zones.usedBy': 'Used by rules: {rules} (rename or remove those first)',
     'zones.badName': 'Name "{name}" is not valid: use lowercase letters without accents, digits, - and _, starting with a letter or digit.',
     'zones.duplicate': 'Name "{name}" is used twice: each zone and line needs its own name.',
-    'zones.filters': 'Per-class thresholds',
-    'zones.filtersHint': 'Untick to use the defaults (confidence 0.25, area 0).',
-    'zones.f.label': 'Class', 'zones.f.custom': 'Custom', 'zones.f.confidence': 'Minimum confidence (0–1)',
-    'zones.f.area': 'Minimum area (share of the picture, 0–1)',
+    'zones.hint.edit': 'Drag the corners of the selected shape to move them; drag the small dot in the middle of an edge to add a corner. Right-click a corner (or pick it, then "Delete corner" or the Delete key) to remove it.',
+    'zones.deleteCorner': 'Delete corner',
+    'zones.pickCorner': 'Pick a corner of the selected shape first (click its round handle).',
+    'zones.minCorners': 'A zone needs at least 3 corners: none can be removed.',
+    'zones.lineCorners': 'A line always has exactly 2 points: drag one instead.',
     'zones.noCameras': 'No cameras yet.',
     'zones.in': 'in',
   },
@@ -81,8 +85,11 @@ export default {
   route: '#/admin/zones',
   navKey: 'nav.adminZones',
   roles: ['admin'],
-  strings: { vi: { ...kitStrings.vi, ...STRINGS.vi }, en: { ...kitStrings.en, ...STRINGS.en } },
-  async render(root, { api, t, h, params, signal, toast }) {
+  strings: {
+    vi: { ...kitStrings.vi, ...thresholdStrings.vi, ...previewStrings.vi, ...STRINGS.vi },
+    en: { ...kitStrings.en, ...thresholdStrings.en, ...previewStrings.en, ...STRINGS.en },
+  },
+  async render(root, { api, t, h, fmtTime, params, signal, toast }) {
     useStyles();
     const cameras = await api.get('/api/cameras', { signal });
     root.append(h('h1', {}, t('zones.title')));
@@ -96,6 +103,7 @@ export default {
     const hint = h('p', { class: 'muted', 'data-testid': 'zones-hint' }, t('zones.hint.idle'));
     const finishButton = h('button', { type: 'button', disabled: true }, t('zones.finish'));
     const cancelButton = h('button', { type: 'button', disabled: true }, t('zones.cancelDraw'));
+    const cornerButton = h('button', { type: 'button', 'data-testid': 'delete-corner' }, t('zones.deleteCorner'));
     const status = h('p', { class: 'muted', role: 'status', 'data-testid': 'zones-status' });
     const lists = h('div', { class: 'shape-lists' });
     const filtersBox = h('div', { class: 'card' });
@@ -116,14 +124,40 @@ export default {
         repaint();
       },
       onModeChange(mode, count) {
-        hint.textContent = t(mode ? `zones.hint.${mode}` : 'zones.hint.idle', { count });
+        hint.textContent = t(mode ? `zones.hint.${mode}` : idleHint(), { count });
         finishButton.disabled = !(mode === 'zone' && count >= 3);
         cancelButton.disabled = !mode;
       },
+      onEdit() {
+        status.textContent = '';
+        repaint(); // the lists show the new corner counts; the preview recounts zones
+      },
+      onNotice(key) {
+        toast(t(key), 'error');
+      },
+      underlay: (size) => preview.underlay(size),
     });
+    const snapshotUrl = () => api.url(`/api/cameras/${encodeURIComponent(picker.value)}/snapshot.jpg`, { t: Date.now() });
+    const preview = createPreview({
+      api, t, h, fmtTime, signal,
+      filters: () => state.filters,
+      zones: () => state.zones,
+      onPicture: (src) => editor.setPicture(src || snapshotUrl()),
+      repaint: () => editor.repaint(),
+    });
+    const idleHint = () => (state.selected ? 'zones.hint.edit' : 'zones.hint.idle');
+    cornerButton.addEventListener('click', () => editor.deleteCorner(), { signal });
     finishButton.addEventListener('click', () => editor.finish(), { signal });
     cancelButton.addEventListener('click', () => editor.cancel(), { signal });
-    document.addEventListener('keydown', (event) => { if (event.key === 'Escape') editor.cancel(); }, { signal });
+    document.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') editor.cancel();
+      // Delete removes the picked corner, unless the admin is typing in a field.
+      const typing = ['INPUT', 'SELECT', 'TEXTAREA'].includes(event.target.tagName);
+      if ((event.key === 'Delete' || event.key === 'Backspace') && !typing && editor.corner()) {
+        event.preventDefault();
+        editor.deleteCorner();
+      }
+    }, { signal });
 
     const usedBy = (kind, name) => (state.camera.rules || [])
       .filter((r) => r[kind] === name).map((r) => r.name);
@@ -149,28 +183,15 @@ export default {
 
     function repaint() {
       editor.draw(state.zones, state.lines, state.selected);
+      if (!editor.drawing()) hint.textContent = t(idleHint());
+      preview.refresh();
       lists.replaceChildren(
         h('div', { class: 'card' }, h('h2', {}, t('zones.zones')), shapeRows('zone', state.zones)),
         h('div', { class: 'card' }, h('h2', {}, t('zones.lines')), shapeRows('line', state.lines)));
     }
 
     function filterRows() {
-      const rows = LABELS.map((label) => {
-        const current = state.filters[label];
-        const custom = h('input', { type: 'checkbox', name: `custom-${label}`, checked: Boolean(current) });
-        const value = current || DEFAULT_FILTER;
-        const confidence = h('input', { type: 'number', name: `min_confidence-${label}`, min: 0, max: 1, step: 0.05, value: value.min_confidence, disabled: !current });
-        const area = h('input', { type: 'number', name: `min_area-${label}`, min: 0, max: 1, step: 0.001, value: value.min_area, disabled: !current });
-        const sync = () => {
-          confidence.disabled = area.disabled = !custom.checked;
-          if (custom.checked) state.filters[label] = { min_confidence: Number(confidence.value), min_area: Number(area.value) };
-          else delete state.filters[label];
-        };
-        for (const input of [custom, confidence, area]) input.addEventListener('input', sync);
-        return h('tr', { dataset: { label } }, h('td', {}, t(`label.${label}`)), h('td', {}, custom), h('td', {}, confidence), h('td', {}, area));
-      });
-      filtersBox.replaceChildren(h('h2', {}, t('zones.filters')), h('p', { class: 'muted' }, t('zones.filtersHint')),
-        table(['label', 'custom', 'confidence', 'area'].map((k) => t(`zones.f.${k}`)), rows));
+      filtersBox.replaceChildren(thresholdsTable({ h, t, filters: state.filters, onChange: () => preview.refresh() }));
     }
 
     async function load() {
@@ -181,7 +202,8 @@ export default {
       state.lines = state.camera.lines.map((l) => ({ name: l.name, points: l.points.map((p) => [...p]) }));
       state.filters = JSON.parse(JSON.stringify(state.camera.filters || {}));
       state.selected = null;
-      editor.setPicture(api.url(`/api/cameras/${encodeURIComponent(picker.value)}/snapshot.jpg`, { t: Date.now() }));
+      editor.setPicture(snapshotUrl());
+      preview.setCamera(picker.value);
       repaint();
       filterRows();
     }
@@ -216,11 +238,12 @@ export default {
       h('div', { class: 'toolbar' }, field(t('zones.camera'), picker),
         h('button', { type: 'button', onclick: () => editor.start('zone') }, t('zones.drawZone')),
         h('button', { type: 'button', onclick: () => editor.start('line') }, t('zones.drawLine')),
-        finishButton, cancelButton,
-        h('button', { type: 'button', onclick: () => editor.setPicture(api.url(`/api/cameras/${encodeURIComponent(picker.value)}/snapshot.jpg`, { t: Date.now() })) }, t('zones.refreshPicture')),
+        finishButton, cancelButton, cornerButton,
+        h('button', { type: 'button', onclick: () => editor.setPicture(snapshotUrl()) }, t('zones.refreshPicture')),
         h('button', { type: 'button', class: 'primary', onclick: save }, t('zones.save'))),
       hint, status,
-      h('div', { class: 'zones-layout' }, editor.el, h('div', { class: 'side' }, lists, filtersBox)));
+      h('div', { class: 'zones-layout' }, editor.el, h('div', { class: 'side' }, lists)),
+      h('div', { class: 'tuning-layout' }, filtersBox, preview.el));
     await load();
     return undefined;
   },

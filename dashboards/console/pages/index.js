@@ -9,5 +9,6 @@ import footage from './footage.js';
 import adminCameras from './admin-cameras.js';
 import adminZones from './admin-zones.js';
 import adminUsers from './admin-users.js';
+import replay from './replay.js';
 
-export default [wall, alerts, review, search, traffic, footage, adminCameras, adminZones, adminUsers];
+export default [wall, alerts, review, search, traffic, footage, adminCameras, adminZones, replay, adminUsers];

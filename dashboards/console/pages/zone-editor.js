@@ -1,24 +1,36 @@
-// Drawing surface of the zones page: the camera's picture with an SVG overlay where
-// zones (polygons) and lines (two points) are drawn with the mouse. Coordinates are
-// normalised 0..1 to the picture's width and height, as CameraConfig stores them.
+// Drawing surface of the zones and replay pages: the camera's picture with an SVG overlay
+// where zones (polygons) and lines (two points) are drawn with the mouse, and the corners
+// of the selected shape are dragged (pointer events: mouse, touch and pen alike) or
+// deleted (right-click / long-press menu, the Delete key, or the page's button).
+// Coordinates are normalised 0..1 to the picture's width and height, as CameraConfig
+// stores them.
 import { svg } from './kit.js';
 
 const CLOSE_PX = 12; // a click this close to the first corner closes the polygon
 const SAME_PX = 4; // a click this close to the last corner is the double-click's echo
+const HANDLE_PX = 8; // corner handles' radius on screen: big enough for a finger's edge
 const PLACEHOLDER = { width: 1600, height: 900 }; // 16:9, most CCTV streams
 
 const round = (v) => Math.round(Math.min(1, Math.max(0, v)) * 10000) / 10000;
 
 /**
- * createEditor({h, onDrawn(kind, points), onSelect(kind, index)}) → {el, setPicture, draw,
- * start(kind), finish(), cancel(), drawing()}. `draw(zones, lines, selected)` repaints.
+ * createEditor({h, t, onDrawn(kind, points), onSelect(kind, index), onModeChange(mode, n),
+ *   onEdit(kind, index), onNotice(key), underlay(size)}) → {el, setPicture, draw, start(kind),
+ *   finish(), cancel(), drawing(), deleteCorner(), corner(), repaint(), size()}.
+ * `draw(zones, lines, selected)` repaints; dragging or deleting a corner changes those
+ * arrays in place and then calls onEdit. `underlay(size)` returns SVG nodes drawn under
+ * the shapes (the detection preview's boxes), in picture pixels.
  */
-export function createEditor({ h, t, onDrawn, onSelect, onModeChange }) {
+export function createEditor({
+  h, t, onDrawn, onSelect, onModeChange, onEdit = () => {}, onNotice = () => {}, underlay = null,
+}) {
   let size = { ...PLACEHOLDER };
   let mode = null; // null | 'zone' | 'line'
   let draft = [];
   let cursor = null;
   let shapes = { zones: [], lines: [], selected: null };
+  let corner = null; // {kind, index, vertex}: the corner picked for dragging or deleting
+  let drag = null; // {pointerId, kind, index, vertex} while a corner follows the pointer
 
   const img = h('img', { class: 'stage-picture', alt: '', hidden: true });
   const placeholder = h('div', { class: 'stage-placeholder' }, t('zones.noPicture'));
@@ -26,7 +38,8 @@ export function createEditor({ h, t, onDrawn, onSelect, onModeChange }) {
   const el = h('div', { class: 'stage' }, img, placeholder, overlay);
 
   const px = (p) => [p[0] * size.width, p[1] * size.height];
-  const scale = () => size.width / overlay.getBoundingClientRect().width; // picture px per screen px
+  // Picture px per screen px (1 before the overlay is laid out, rather than Infinity).
+  const scale = () => size.width / (overlay.getBoundingClientRect().width || size.width);
   function toPoint(event) {
     const box = overlay.getBoundingClientRect();
     return [round((event.clientX - box.left) / box.width), round((event.clientY - box.top) / box.height)];
@@ -62,7 +75,7 @@ export function createEditor({ h, t, onDrawn, onSelect, onModeChange }) {
   function paint() {
     overlay.setAttribute('viewBox', `0 0 ${size.width} ${size.height}`);
     const r = size.width / 250;
-    const nodes = [];
+    const nodes = underlay ? [...underlay(size)] : [];
     shapes.zones.forEach((z, i) => {
       const selected = shapes.selected && shapes.selected.kind === 'zone' && shapes.selected.index === i;
       const corners = z.points.map(px);
@@ -88,7 +101,102 @@ export function createEditor({ h, t, onDrawn, onSelect, onModeChange }) {
       nodes.push(svg('polyline', { class: 'draft', points: path.map((c) => c.join(',')).join(' '), 'stroke-width': r / 2 }));
       corners.forEach(([x, y]) => nodes.push(svg('circle', { class: 'draft-corner', cx: x, cy: y, r })));
     }
+    if (!mode) nodes.push(...handles());
     overlay.replaceChildren(...nodes);
+  }
+
+  function selectedShape() {
+    const sel = shapes.selected;
+    if (!sel) return null;
+    const shape = (sel.kind === 'zone' ? shapes.zones : shapes.lines)[sel.index];
+    return shape ? { ...sel, shape } : null;
+  }
+
+  /** Corner handles of the selected shape, and for a zone a smaller handle in the middle
+   * of each edge: dragging that one inserts a corner there. */
+  function handles() {
+    const sel = selectedShape();
+    if (!sel) return [];
+    const hr = HANDLE_PX * scale();
+    const { kind, index, shape } = sel;
+    const out = [];
+    if (kind === 'zone') {
+      shape.points.forEach((p, v) => {
+        const q = shape.points[(v + 1) % shape.points.length];
+        const [x, y] = px([(p[0] + q[0]) / 2, (p[1] + q[1]) / 2]);
+        out.push(svg('circle', {
+          class: 'handle-mid', cx: x, cy: y, r: hr * 0.7, dataset: { after: v },
+          onpointerdown: (event) => {
+            shape.points.splice(v + 1, 0, toPoint(event));
+            grab(event, kind, index, v + 1);
+          },
+          ontouchstart: noPan,
+        }));
+      });
+    }
+    shape.points.forEach((p, v) => {
+      const [x, y] = px(p);
+      const active = corner && corner.kind === kind && corner.index === index && corner.vertex === v;
+      out.push(svg('circle', {
+        class: `handle${active ? ' active' : ''}`, cx: x, cy: y, r: hr, dataset: { vertex: v },
+        onpointerdown: (event) => grab(event, kind, index, v),
+        ontouchstart: noPan,
+        oncontextmenu: (event) => {
+          event.preventDefault(); // the browser's menu; a long press on touch screens too
+          corner = { kind, index, vertex: v };
+          deleteCorner();
+        },
+      }));
+    });
+    return out;
+  }
+
+  // A finger on a handle drags the corner; without this the browser takes the touch as
+  // a page scroll and cancels the drag (SVG shapes do not honour CSS touch-action).
+  // Only on the handles: a touch anywhere else on the picture still scrolls the page.
+  function noPan(event) {
+    event.preventDefault();
+  }
+
+  function grab(event, kind, index, vertex) {
+    if (event.button !== undefined && event.button !== 0) return; // right button: the menu
+    event.preventDefault();
+    event.stopPropagation();
+    corner = { kind, index, vertex };
+    drag = { pointerId: event.pointerId, kind, index, vertex };
+    // Captured on the overlay, which stays while paint() replaces the handles under it.
+    overlay.setPointerCapture(event.pointerId);
+    el.classList.add('dragging');
+    paint();
+  }
+
+  function release(event) {
+    if (!drag || event.pointerId !== drag.pointerId) return;
+    const { kind, index } = drag;
+    drag = null;
+    el.classList.remove('dragging');
+    if (overlay.hasPointerCapture(event.pointerId)) overlay.releasePointerCapture(event.pointerId);
+    onEdit(kind, index);
+  }
+
+  /** Delete the picked corner; a zone keeps at least 3 and a line its 2. */
+  function deleteCorner() {
+    const sel = selectedShape();
+    if (!corner || !sel || sel.kind !== corner.kind || sel.index !== corner.index) {
+      onNotice('zones.pickCorner');
+      return false;
+    }
+    const min = corner.kind === 'zone' ? 3 : 2;
+    if (sel.shape.points.length <= min) {
+      onNotice(corner.kind === 'zone' ? 'zones.minCorners' : 'zones.lineCorners');
+      return false;
+    }
+    sel.shape.points.splice(corner.vertex, 1);
+    const { kind, index } = corner;
+    corner = null;
+    paint();
+    onEdit(kind, index);
+    return true;
   }
 
   function finish() {
@@ -134,6 +242,19 @@ export function createEditor({ h, t, onDrawn, onSelect, onModeChange }) {
     cursor = toPoint(event);
     paint();
   });
+  overlay.addEventListener('pointermove', (event) => {
+    if (!drag || event.pointerId !== drag.pointerId) return;
+    const sel = selectedShape();
+    if (!sel) return;
+    const point = toPoint(event);
+    const points = sel.shape.points;
+    // A line whose two ends meet is invalid (LineConfig): keep the last good spot.
+    if (sel.kind === 'line' && points[1 - drag.vertex].every((c, k) => c === point[k])) return;
+    points[drag.vertex] = point;
+    paint();
+  });
+  overlay.addEventListener('pointerup', release);
+  overlay.addEventListener('pointercancel', release);
 
   return {
     el,
@@ -154,10 +275,18 @@ export function createEditor({ h, t, onDrawn, onSelect, onModeChange }) {
       img.src = src;
     },
     draw(zones, lines, selected) {
+      const same = selected && shapes.selected && selected.kind === shapes.selected.kind
+        && selected.index === shapes.selected.index;
+      if (!same) corner = null; // another shape: its corners are not the picked one's
       shapes = { zones, lines, selected };
       paint();
     },
+    deleteCorner,
+    corner: () => corner,
+    repaint: paint,
+    size: () => size,
     start(kind) {
+      corner = null;
       mode = kind;
       draft = [];
       cursor = null;
