@@ -68,3 +68,49 @@ def append_ledger_row(benchmark: str, load: str, cpu: str, reference: str) -> No
     )
     with LEDGER.open("a", encoding="utf-8") as fh:
         fh.write(row)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile (0–100, linear interpolation); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def process_tree(root_pid: int) -> dict[int, tuple[str, float, int]]:
+    """CPU seconds (user + system) and RSS bytes of a process and all its descendants,
+    by pid, with each one's OS name (the service's stages name themselves cv-*)."""
+    import psutil
+
+    out: dict[int, tuple[str, float, int]] = {}
+    try:
+        root = psutil.Process(root_pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return out
+    for proc in procs:
+        try:
+            with proc.oneshot():
+                times = proc.cpu_times()
+                out[proc.pid] = (proc.name(), times.user + times.system, proc.memory_info().rss)
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+def tree_cores(
+    before: dict[int, tuple[str, float, int]],
+    after: dict[int, tuple[str, float, int]],
+    wall_s: float,
+) -> dict[str, float]:
+    """Cores used per process name between two ``process_tree`` samples (processes of
+    the same name are summed; one that started in between counts from zero)."""
+    cores: dict[str, float] = {}
+    for pid, (name, cpu_s, _rss) in after.items():
+        used = cpu_s - before.get(pid, (name, 0.0, 0))[1]
+        cores[name] = cores.get(name, 0.0) + used / wall_s
+    return {name: round(value, 3) for name, value in sorted(cores.items())}
