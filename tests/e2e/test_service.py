@@ -148,9 +148,15 @@ def test_clip_as_live_camera_yields_intrusion_incidents(service: Service) -> Non
         open_timeout=10,
         additional_headers=service.headers,
     ) as ws:
-        message = json.loads(ws.recv(timeout=ALERT_TIMEOUT_S))
-        received_ts = time.time()
-    assert message["kind"] == "opened"
+        # An incident may have opened before this client connected (a busy machine
+        # starts the pipeline before the test gets here): its updates and close come
+        # first and are skipped; the latency is measured on the next live opening.
+        deadline = time.monotonic() + ALERT_TIMEOUT_S
+        while True:
+            message = json.loads(ws.recv(timeout=max(1.0, deadline - time.monotonic())))
+            received_ts = time.time()
+            if message["kind"] == "opened":
+                break
     pushed = message["incident"]
     assert pushed["camera_id"] == "campus" and pushed["type"] == "intrusion"
     assert pushed["labels"] == ["person"] and pushed["zone"] == "walkway"
