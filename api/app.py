@@ -47,6 +47,7 @@ from api.routers import (
     stats,
     users,
     webhooks,
+    workers,
 )
 from api.security import AuthConfig
 from api.telemetry import ApiMetrics, HttpMetricsMiddleware
@@ -206,30 +207,37 @@ def create_app(settings: ApiSettings, replay_runner: ReplayRunner | None = None)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
-    app.include_router(health.router)
-    app.include_router(auth.router)
-    app.include_router(users.router)
-    app.include_router(incidents.router)
-    app.include_router(cameras.router)
-    app.include_router(live.router)
-    app.include_router(detections.router)
-    app.include_router(camera_test.router)
-    app.include_router(alerts.router)
-    app.include_router(events.router)
-    app.include_router(config.router)
-    app.include_router(metrics.router)
-    app.include_router(stats.router)
-    app.include_router(recordings.router)
-    app.include_router(evidence.router)
-    app.include_router(review.router)
-    app.include_router(audit.router)
-    app.include_router(feedback.router)
-    app.include_router(webhooks.router)
-    app.include_router(replays.router)
-    app.include_router(console.router)
+    for module in ROUTERS:  # the console last: it serves "/" and its assets
+        app.include_router(module.router)
     add_security(app)
     add_error_docs(app)
     return app
+
+
+ROUTERS = (
+    health,
+    auth,
+    users,
+    incidents,
+    cameras,
+    live,
+    detections,
+    camera_test,
+    alerts,
+    events,
+    config,
+    metrics,
+    stats,
+    recordings,
+    evidence,
+    review,
+    audit,
+    feedback,
+    webhooks,
+    replays,
+    workers,
+    console,
+)
 
 
 def app_from_env(replay_runner: ReplayRunner | None = None) -> FastAPI:

@@ -306,21 +306,65 @@ def _login_hint() -> str:
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Run the whole service: embedded Valkey (unless REDIS_URL), pipeline and API."""
-    from commune_vision.supervisor import Supervisor
+    _serve(config, "all", None)
+
+
+WorkerIdOption = Annotated[
+    str | None,
+    typer.Option(
+        "--worker-id",
+        envvar="COMMUNE_VISION_WORKER_ID",
+        help="this worker's name in the cluster; default: the host name",
+    ),
+]
+
+
+@app.command()
+def worker(config: ConfigOption = None, worker_id: WorkerIdOption = None) -> None:
+    """Run the pipeline for the cameras this worker holds leases on (shared Redis and
+    PostgreSQL; docs/deployment.md). Start one per box; cameras rebalance."""
+    import socket
+
+    _serve(config, "worker", worker_id or socket.gethostname())
+
+
+@app.command()
+def api(config: ConfigOption = None) -> None:
+    """Run the API and the webhook dispatcher alone, in front of the workers."""
+    _serve(config, "api", None)
+
+
+def _serve(config: Path | None, role: str, worker_id: str | None) -> None:
+    from commune_vision.supervisor import Supervisor, check_role
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s"
     )
     path = config or demo_config_path()
-    cfg = _load_or_exit(path)
-    supervisor = Supervisor(cfg, path)
+    # The API opens no stream: only the pipeline needs the sources checked.
+    cfg = _load_or_exit(path, check_sources=role != "api")
+    try:
+        check_role(cfg, role)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    supervisor = Supervisor(cfg, path, role, worker_id)
     try:
         supervisor.start()
     except Exception:
         supervisor.stop()
         raise
+    if role == "worker":
+        typer.echo(f"\ncommune-vision worker {worker_id} is running; Ctrl-C to stop.\n")
+    else:
+        typer.echo(_banner(cfg, path))
+    sys.stdout.flush()
+    supervisor.run_forever()
+
+
+def _banner(cfg: AppConfig, path: Path) -> str:
     base = f"http://{cfg.server.host}:{cfg.server.port}"
-    typer.echo(
+    return (
         f"\ncommune-vision is running with {len(cfg.cameras)} camera(s) from {path}\n"
         f"  console:     {base}/\n"
         f"  incidents:   {base}/api/incidents\n"
@@ -329,11 +373,8 @@ def run(config: ConfigOption = None) -> None:
         f"  API docs:    {base}/docs\n"
         f"  health:      {base}/healthz\n"
         f"  sign in:     POST {base}/api/auth/login ({_login_hint()})\n"
-        "Press Ctrl-C to stop.\n",
-        err=False,
+        "Press Ctrl-C to stop.\n"
     )
-    sys.stdout.flush()
-    supervisor.run_forever()
 
 
 if __name__ == "__main__":

@@ -58,6 +58,22 @@ class OfflineWatch:
             if camera.id not in self._open and now_ts - since >= rule.after_s:
                 self._opened(camera, rule, health, since)
 
+    def adopt(self, open_incidents: dict[str, str]) -> None:
+        """Cameras this worker took over: their camera_offline incidents still open
+        (left by the worker that held them) are closed or kept here, not duplicated."""
+        for camera_id, incident_id in open_incidents.items():
+            if camera_id not in self._open:
+                self._open[camera_id] = incident_id
+                self._adopted.add(camera_id)
+
+    def forget(self, camera_ids: list[str]) -> None:
+        """Cameras handed to another worker: it adopts their open incident; closing
+        it here would say the camera is back when nobody has looked."""
+        for camera_id in camera_ids:
+            self._open.pop(camera_id, None)
+            self._adopted.discard(camera_id)
+            self._down_since.pop(camera_id, None)
+
     def _close(self, camera_id: str, now_ts: float) -> None:
         self._adopted.discard(camera_id)
         incident_id = self._open.pop(camera_id, None)

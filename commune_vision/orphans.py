@@ -14,6 +14,7 @@ Both go through the single writer as ordinary ``IncidentUpdated`` events.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 
 from sqlalchemy import Engine, select
@@ -47,6 +48,7 @@ def close_orphaned_incidents(
     known_ids: Iterable[str],
     cameras: Iterable[CameraConfig],
     now_ts: float,
+    only_cameras: Iterable[str] | None = None,
 ) -> list[str]:
     """Close frame-rule incidents created before ``started_ts`` and still open that
     this process (``known_ids``) does not track; returns their ids.
@@ -61,6 +63,7 @@ def close_orphaned_incidents(
                 IncidentRow.end_ts.is_(None),
                 IncidentRow.type != OFFLINE_TYPE,
                 IncidentRow.created_ts < started_ts,
+                *([] if only_cameras is None else [IncidentRow.camera_id.in_(list(only_cameras))]),
             )
         ).all()
     closed = []
@@ -83,3 +86,34 @@ def close_orphaned_incidents(
     if closed:
         log.warning("closed %d incident(s) left open by a stopped analytics", len(closed))
     return closed
+
+
+class OrphanSweeps:
+    """When analytics looks for orphans: ``at_s`` after it started, for every camera
+    (one box); or, in a worker, ``at_s`` after each camera's frames start arriving
+    (again after a gap of ``gap_s``): a camera taken over from a worker that died."""
+
+    def __init__(self, at_s: tuple[float, ...], per_camera: bool, gap_s: float = 5.0) -> None:
+        self._at_s = at_s
+        self._per_camera = per_camera
+        self._gap_s = gap_s
+        self._last_seen: dict[str, float] = {}
+        # (due, monotonic; incidents created before, wall; cameras, None for all)
+        self._due: list[tuple[float, float, tuple[str, ...] | None]] = []
+        if not per_camera:
+            now, wall = time.monotonic(), time.time()
+            self._due = [(now + s, wall, None) for s in at_s]
+
+    def saw(self, camera_id: str, now_monotonic: float, now_ts: float) -> None:
+        if not self._per_camera:
+            return
+        last = self._last_seen.get(camera_id)
+        self._last_seen[camera_id] = now_monotonic
+        if last is None or now_monotonic - last > self._gap_s:
+            self._due.extend((now_monotonic + s, now_ts, (camera_id,)) for s in self._at_s)
+
+    def due(self, now_monotonic: float) -> list[tuple[float, tuple[str, ...] | None]]:
+        """(created before, cameras) of each sweep that is due now."""
+        ready = [d for d in self._due if d[0] <= now_monotonic]
+        self._due = [d for d in self._due if d[0] > now_monotonic]
+        return [(since, cameras) for _due, since, cameras in ready]

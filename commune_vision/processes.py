@@ -18,11 +18,11 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from commune_vision.ownership import CameraOwnership
 from commune_vision.stopflag import StopFlag
 from core.bus import EventBus
 from core.config import AppConfig, CameraConfig
 from core.frames import FrameReader
-from core.outbox import BusOutbox
 from core.types import CameraState, FrameRef, StoreEvent
 
 log = logging.getLogger(__name__)
@@ -85,10 +85,19 @@ def _follow_config(engine_url: str, listener: Any) -> Callable[[], list[CameraCo
 
 
 def ingest_main(
-    config: AppConfig, frames_q: Any, events_q: Any, stop: StopFlag, redis_url: str
+    config: AppConfig,
+    frames_q: Any,
+    events_q: Any,
+    stop: StopFlag,
+    redis_url: str,
+    worker_id: str | None = None,
 ) -> None:
-    """Camera readers, a thread per camera: PyAV releases the GIL while decoding."""
+    """Camera readers, a thread per camera: PyAV releases the GIL while decoding.
+
+    With ``worker_id`` (``commune-vision worker``) only the cameras this worker holds
+    leases on run (commune_vision/ownership.py)."""
     setup_child(stop)
+    from streams.backpressure import Backpressure
     from streams.manager import CameraManager
 
     bus = EventBus(redis_url)
@@ -111,6 +120,7 @@ def ingest_main(
     from commune_vision.recording import RecorderFactory
 
     activity = ActivityBoard()
+    backpressure = Backpressure()  # each camera's rate follows what the detector takes
     recorders = RecorderFactory(config.storage.resolved_recordings_dir)
     manager = CameraManager(
         lambda ref: _put_or_drop(frames_q, ref),
@@ -118,26 +128,47 @@ def ingest_main(
         packet_sinks=recorders.sinks_for,
         gate_factory=lambda camera: gate_for(camera, activity),
     )
-    manager.apply(config.cameras)
-    offline = OfflineWatch(events_q.put, _open_offline(config.storage.resolved_database_url))
-    new_cameras = _follow_config(config.storage.resolved_database_url, bus.config_listener())
-    while not stop.wait(HEALTH_PUBLISH_S):
-        cameras = new_cameras()
-        if cameras is not None:
-            _added, _changed, removed = manager.apply(cameras)
+    db_url = config.storage.resolved_database_url
+    owner = _ownership(config, redis_url, worker_id)
+    all_cameras = config.cameras
+    manager.apply(owner.select(all_cameras))
+    owner.handed_over()
+    offline = OfflineWatch(events_q.put, _open_offline(db_url))
+    new_cameras = _follow_config(db_url, bus.config_listener())
+    while not stop.wait(min(HEALTH_PUBLISH_S, config.cluster.heartbeat_s)):
+        if (cameras := new_cameras()) is not None:
+            all_cameras = cameras
+        added, _changed, removed = manager.apply(owner.select(all_cameras))
+        if removed:
             bus.remove_health(removed)
+            offline.forget(removed)
+        owner.handed_over()  # their readers and recorders have stopped
+        if added and worker_id is not None:
+            offline.adopt({c: i for c, i in _open_offline(db_url).items() if c in added})
         manager.watchdog()
         offline.check(((r.camera, r.health) for r in manager.readers()), time.time())
         activity.update(bus.read_activity())
+        admit = backpressure.update(bus.read_stats("detector"), manager.admission())
+        manager.set_admit_fps(admit)
+        bus.publish_stats("ingest", backpressure.stats())
         bus.publish_health(manager.health())
         bus.publish_latest_frames(manager.latest_frames())  # the API's live preview
         while not changes.empty():
             bus.publish_event("camera_state", changes.get())
         recorders.drain(events_q.put, bus.publish_event)
     manager.stop_all()
+    owner.leave()  # after the recorders closed their segments: others may start now
     bus.publish_latest_frames({})  # the rings are unlinked: nothing left to preview
     recorders.drain(events_q.put, bus.publish_event)  # the segments closed while stopping
     bus.close()
+
+
+def _ownership(config: AppConfig, redis_url: str, worker_id: str | None) -> CameraOwnership:
+    from commune_vision.ownership import AllCameras, LeasedCameras
+
+    if worker_id is None:
+        return AllCameras()
+    return LeasedCameras(redis_url, worker_id, config.cluster)
 
 
 def detector_main(
@@ -170,10 +201,16 @@ def detector_main(
 
 
 def analytics_main(
-    config: AppConfig, results_q: Any, events_q: Any, stop: StopFlag, redis_url: str
+    config: AppConfig,
+    results_q: Any,
+    events_q: Any,
+    stop: StopFlag,
+    redis_url: str,
+    worker: bool = False,
 ) -> None:
     setup_child(stop)
     from commune_vision.analytics import CameraAnalytics
+    from commune_vision.orphans import OrphanSweeps
 
     frames = FrameReader()
     bus = EventBus(redis_url)
@@ -203,13 +240,15 @@ def analytics_main(
     analytics = build(config.cameras, {})
     new_cameras = _follow_config(config.storage.resolved_database_url, bus.config_listener())
     next_poll = time.monotonic() + 1.0
-    started_ts, sweeps = time.time(), [time.monotonic() + s for s in ORPHAN_SWEEPS_S]
+    # Incidents a killed predecessor left open (orphans.py). A worker looks camera by
+    # camera, when one it took over starts sending frames: the others' cameras are
+    # not its business.
+    sweeps = OrphanSweeps(ORPHAN_SWEEPS_S, per_camera=worker)
     while not stop.is_set():
         if time.monotonic() >= next_poll:
             next_poll = time.monotonic() + 1.0
-            if sweeps and time.monotonic() >= sweeps[0]:
-                sweeps.pop(0)  # incidents a killed predecessor left open (orphans.py)
-                _close_orphans(config, emit, started_ts, analytics)
+            for since_ts, camera_ids in sweeps.due(time.monotonic()):
+                _close_orphans(config, emit, since_ts, analytics, camera_ids)
             cameras = new_cameras()
             if cameras is not None:
                 previous = analytics
@@ -217,11 +256,18 @@ def analytics_main(
                 for camera_id, old in previous.items():
                     if analytics.get(camera_id) is not old:
                         old.close_open(old.last_ts or time.time())
+            # A worker publishes only the cameras it is being sent: one handed over
+            # would otherwise overwrite its new holder's fresh values with stale ones.
+            live = {
+                i: a
+                for i, a in analytics.items()
+                if not worker or time.time() - a.last_ts < SERVED_RECENTLY_S
+            }
             bus.publish_activity(
-                {i: a.moving_until_ts for i, a in analytics.items() if a.moving_until_ts}
+                {i: a.moving_until_ts for i, a in live.items() if a.moving_until_ts}
             )
             bus.publish_latest_detections(  # the console's threshold preview
-                {i: d for i, a in analytics.items() if (d := a.latest_detections()) is not None}
+                {i: d for i, a in live.items() if (d := a.latest_detections()) is not None}
             )
             for camera_analytics in analytics.values():
                 camera_analytics.flush_counts()
@@ -231,6 +277,7 @@ def analytics_main(
             continue
         camera = analytics.get(ref.camera_id)
         if camera is not None:
+            sweeps.saw(ref.camera_id, time.monotonic(), time.time())
             camera.on_detections(ref, dets)
     for camera_analytics in analytics.values():
         # Nothing counted is lost, and no incident stays open, on a clean stop.
@@ -242,6 +289,7 @@ def analytics_main(
 # After start, when the writer has stored what a killed predecessor had sent, and
 # again later in case the writer was behind.
 ORPHAN_SWEEPS_S = (5.0, 60.0)
+SERVED_RECENTLY_S = 10.0
 
 
 def _open_offline(database_url: str) -> dict[str, str]:
@@ -256,7 +304,11 @@ def _open_offline(database_url: str) -> dict[str, str]:
 
 
 def _close_orphans(
-    config: AppConfig, emit: Callable[[StoreEvent], None], started_ts: float, analytics: Any
+    config: AppConfig,
+    emit: Callable[[StoreEvent], None],
+    started_ts: float,
+    analytics: Any,
+    camera_ids: tuple[str, ...] | None,
 ) -> None:
     from commune_vision.orphans import close_orphaned_incidents
     from core.storage.db import make_engine
@@ -265,109 +317,13 @@ def _close_orphans(
     cameras = [a.camera for a in analytics.values()]
     engine = make_engine(config.storage.resolved_database_url)
     try:
-        close_orphaned_incidents(engine, emit, started_ts, known, cameras, time.time())
+        close_orphaned_incidents(
+            engine, emit, started_ts, known, cameras, time.time(), only_cameras=camera_ids
+        )
     except Exception:
         log.exception("incidents left open by a stopped analytics could not be closed")
     finally:
         engine.dispose()
-
-
-def store_main(config: AppConfig, events_q: Any, stop: StopFlag, redis_url: str) -> None:
-    """The single writer: incidents to the DB and media folder, then the alert to Redis.
-
-    Retention runs here too, on its own thread, so deleting old footage never
-    delays an incident.
-    """
-    setup_child(stop)
-    from core.storage.db import make_engine
-    from core.storage.retry import RetryingWriter
-    from core.storage.writer import IncidentWriter
-
-    # A short busy timeout: a locked database is retried here (RetryingWriter),
-    # where the wait is counted and reported, instead of inside one long call.
-    engine = make_engine(config.storage.resolved_database_url, busy_timeout_s=STORE_BUSY_S)
-    bus = EventBus(redis_url)
-    # Alerts go out through a buffer: a restarting Redis neither loses nor delays them.
-    outbox = BusOutbox(bus)
-    writer = RetryingWriter(
-        IncidentWriter(engine, config.storage.data_dir.resolve(), outbox).handle,
-        outbox.publish_event,
-    )
-    outbox.set_stats_source("store", lambda: {**writer.stats(), "queued": _qsize(events_q)})
-    outbox.start()
-    retention = threading.Thread(
-        target=_retention_loop, args=(config, engine, outbox, stop), name="retention", daemon=True
-    )
-    retention.start()
-    stopped_at: float | None = None
-
-    def give_up() -> bool:
-        # Once stopping, a database that stays unavailable gets a few seconds more:
-        # the supervisor kills a writer that outstays its stop timeout.
-        nonlocal stopped_at
-        if not stop.is_set():
-            return False
-        stopped_at = stopped_at or time.monotonic()
-        return time.monotonic() - stopped_at > STORE_STOP_RETRY_S
-
-    while True:
-        try:
-            event = events_q.get(timeout=0.2)
-        except queue.Empty:
-            if stop.is_set():
-                break  # drained: nothing reported is left behind
-            continue
-        try:
-            writer.store(event, give_up)
-        except Exception:
-            log.exception("pipeline event could not be stored")
-    retention.join(timeout=10)
-    outbox.stop()
-    bus.close()
-    engine.dispose()
-
-
-STORE_BUSY_S = 5.0
-STORE_STOP_RETRY_S = 5.0
-
-
-def _qsize(q: Any) -> int | None:
-    try:
-        return int(q.qsize())
-    except (NotImplementedError, OSError):
-        return None  # macOS has no sem_getvalue
-
-
-def _retention_loop(config: AppConfig, engine: Any, bus: BusOutbox, stop: StopFlag) -> None:
-    from core.storage.config_store import ConfigStore
-    from core.storage.segments import SegmentIndex
-    from streams.retention import Retention
-
-    store = ConfigStore(engine)
-
-    def cameras() -> list[CameraConfig]:
-        latest = store.latest()
-        return latest.cameras if latest is not None else config.cameras
-
-    root = config.storage.resolved_recordings_dir
-    root.mkdir(parents=True, exist_ok=True)
-    retention = Retention(
-        SegmentIndex(engine), root, cameras, config.storage.retention, bus.publish_event
-    )
-    try:
-        indexed, removed, _parts = retention.reconcile()
-        log.info("recordings: %d indexed, %d stale rows removed on start", indexed, removed)
-    except Exception:
-        log.exception("recordings could not be reconciled with the index")
-    while True:
-        try:
-            retention.run_once(time.time())
-        except Exception:
-            # A failing disk query must not end retention; the next pass retries.
-            log.exception("retention pass failed")
-        bus.publish_stats("recording", retention.stats())
-        if stop.wait(config.storage.retention.interval_s):
-            return
 
 
 def webhooks_main(config: AppConfig, stop: StopFlag, redis_url: str) -> None:

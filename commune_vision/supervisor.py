@@ -22,11 +22,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from commune_vision import processes
+from commune_vision import processes, store_stage
 from commune_vision.channels import FanIn, StageQueue
 from commune_vision.stopflag import StopFlag
 from commune_vision.valkey import EmbeddedValkey
-from core.bus import EventBus
+from core.bus import WORKER_ID_ENV, EventBus
 from core.config import AppConfig, load_config
 from core.errors import ConfigError
 from core.storage.config_store import ConfigStore
@@ -40,6 +40,8 @@ RESTART_BACKOFF_S = 2.0
 # A stage that ran this long before dying starts its backoff afresh: a crash a day
 # should not wait as long as a crash loop does.
 STABLE_RUN_S = 60.0
+API_STAGES = ("cv-api", "cv-webhooks")
+PIPELINE_STAGES = ("cv-store", "cv-analytics", "cv-detector", "cv-ingest")
 
 
 @dataclass
@@ -53,8 +55,48 @@ class _Child:
     started_monotonic: float = 0.0
 
 
+ROLES = ("all", "worker", "api")
+
+
+def check_role(config: AppConfig, role: str) -> None:
+    """A worker or a lone API shares Redis and the database with other nodes: refuse
+    to start with an embedded Valkey or a SQLite file, which nobody else can reach."""
+    if role == "all":
+        return
+    if not config.redis_url:
+        raise ConfigError(
+            f"commune-vision {role}",
+            [
+                "redis_url: the nodes of a cluster share one Redis/Valkey; set redis_url "
+                "in the config or REDIS_URL (docs/deployment.md)"
+            ],
+        )
+    if config.storage.resolved_database_url.startswith("sqlite"):
+        raise ConfigError(
+            f"commune-vision {role}",
+            [
+                "storage.database_url: the nodes of a cluster share one PostgreSQL; set "
+                "storage.database_url or DATABASE_URL to a postgresql+psycopg:// URL "
+                "(docs/deployment.md)"
+            ],
+        )
+
+
 class Supervisor:
-    def __init__(self, config: AppConfig, config_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: AppConfig,
+        config_path: Path | None = None,
+        role: str = "all",
+        worker_id: str | None = None,
+    ) -> None:
+        """``role``: ``all`` runs everything on one box; ``worker`` the pipeline for
+        the cameras it holds leases on (``worker_id``); ``api`` the API and webhooks."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+        check_role(config, role)
+        self.role = role
+        self.worker_id = worker_id or "worker"
         self.config = config
         self.config_path = config_path
         self._ctx = mp.get_context("spawn")
@@ -83,7 +125,9 @@ class Supervisor:
         if latest is not None:
             # The newest version runs: API edits survive a restart with an unchanged file.
             cfg = self.config = cfg.model_copy(update={"cameras": latest.cameras})
-        self._pid_file = cfg.storage.data_dir / "commune-vision.pid"
+        # Nodes of a cluster may share one data folder: one pid file each.
+        pid_name = {"all": "commune-vision", "api": "api", "worker": f"worker-{self.worker_id}"}
+        self._pid_file = cfg.storage.data_dir / f"{pid_name[self.role]}.pid"
         self._pid_file.write_text(str(os.getpid()))
 
         # One producer and one consumer per queue, no cross-process locks: a stage
@@ -95,12 +139,15 @@ class Supervisor:
         analytics_events_q = StageQueue(10_000, ctx=self._ctx)
         events_q = FanIn(ingest_events_q, analytics_events_q)
         stop = self.stop_event
+        worker = self.worker_id if self.role == "worker" else None
         self._children = [
             # The writer has its own stop flag, set only once every producer has
             # ended, so what they report while stopping (closed incidents, the last
             # traffic counts) is still written.
             _Child(
-                "cv-store", processes.store_main, (cfg, events_q, self.store_stop, self.redis_url)
+                "cv-store",
+                store_stage.store_main,
+                (cfg, events_q, self.store_stop, self.redis_url, worker),
             ),
             _Child("cv-api", processes.api_main, (cfg, self.redis_url, stop)),
             # Its own process: webhook receivers that hang never touch the pipeline.
@@ -108,7 +155,7 @@ class Supervisor:
             _Child(
                 "cv-analytics",
                 processes.analytics_main,
-                (cfg, results_q, analytics_events_q, stop, self.redis_url),
+                (cfg, results_q, analytics_events_q, stop, self.redis_url, worker is not None),
             ),
             _Child(
                 "cv-detector",
@@ -118,9 +165,14 @@ class Supervisor:
             _Child(
                 "cv-ingest",
                 processes.ingest_main,
-                (cfg, frames_q, ingest_events_q, stop, self.redis_url),
+                (cfg, frames_q, ingest_events_q, stop, self.redis_url, worker),
             ),
         ]
+        keep = {"all": None, "api": API_STAGES, "worker": PIPELINE_STAGES}[self.role]
+        if keep is not None:
+            self._children = [c for c in self._children if c.name in keep]
+        if self.role == "worker":
+            os.environ[WORKER_ID_ENV] = self.worker_id  # the stages' stats carry it
         for child in self._children:
             self._spawn(child)
 

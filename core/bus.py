@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -22,6 +23,8 @@ INCIDENT_STREAM = "cv:incidents"
 EVENT_STREAM = "cv:events"  # system events: camera state changes, disk pressure, …
 HEALTH_HASH = "cv:health"
 STATS_HASH = "cv:stats"  # per-stage counters for /metrics
+# Set by `commune-vision worker` for its stages: stats fields carry the worker's id.
+WORKER_ID_ENV = "COMMUNE_VISION_WORKER_ID"
 CONFIG_CHANNEL = "cv:config"  # "a new camera config version is live"
 ACTIVITY_HASH = "cv:activity"  # camera -> capture time until which it has moving tracks
 # camera -> its newest FrameRef (JSON) in the ingest host's shared memory: the live
@@ -115,6 +118,7 @@ class EventBus:
     def __init__(self, redis_url: str) -> None:
         self._client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self._publish_once = self._client.register_script(_PUBLISH_ONCE_LUA)
+        self._own_fields: dict[str, set[str]] = {}  # hash → the fields this process wrote
 
     def ping(self) -> None:
         try:
@@ -146,7 +150,11 @@ class EventBus:
         Returns the stream entry id (None when an earlier try already published it)
         and whether the server lost messages of this session acknowledged up to
         ``acked_seq`` (0: nothing acknowledged yet)."""
-        keys = [message.stream, INCIDENT_TOTALS_HASH, OUTBOX_MARKER_KEY]
+        # One marker per writer: in a cluster each worker's outbox has its own
+        # sequence, and a shared marker read as "the bus lost my messages".
+        worker = os.environ.get(WORKER_ID_ENV)
+        marker = f"{OUTBOX_MARKER_KEY}:{worker}" if worker else OUTBOX_MARKER_KEY
+        keys = [message.stream, INCIDENT_TOTALS_HASH, marker]
         args: list[str | int] = [session, message.seq, acked_seq, message.maxlen]
         args += [message.kind, message.data, message.totals_field]
         try:
@@ -169,9 +177,17 @@ class EventBus:
         except redis.RedisError as exc:
             _warn_throttled(f"event {kind} not published", exc)
 
+    def stats_field(self, stage: str) -> str:
+        """The ``cv:stats`` field of ``stage`` on this node: ``detector`` on one box,
+        ``detector@<worker id>`` in a cluster, so workers do not overwrite each other."""
+        worker = os.environ.get(WORKER_ID_ENV)
+        return f"{stage}@{worker}" if worker else stage
+
     def publish_stats(self, stage: str, stats: dict[str, Any]) -> None:
         try:
-            self._client.hset(STATS_HASH, stage, json.dumps(stats, separators=(",", ":")))
+            self._client.hset(
+                STATS_HASH, self.stats_field(stage), json.dumps(stats, separators=(",", ":"))
+            )
         except redis.RedisError as exc:
             _warn_throttled(f"stats of {stage} not published", exc)
 
@@ -207,30 +223,31 @@ class EventBus:
             _warn_throttled("camera health not published", exc)
 
     def publish_latest_frames(self, refs: dict[str, FrameRef]) -> None:
-        """Replace the whole hash in one transaction: cameras that were removed, or
-        whose ring is gone, drop out, and a reader never sees it half written."""
-        pipe = self._client.pipeline(transaction=True)
-        pipe.delete(LATEST_FRAME_HASH)
-        if refs:
-            mapping = {cam: encode_frame_ref(ref) for cam, ref in refs.items()}
-            pipe.hset(LATEST_FRAME_HASH, mapping=mapping)  # type: ignore[arg-type]
-        try:
-            pipe.execute()
-        except redis.RedisError as exc:
-            _warn_throttled("latest frames not published", exc)
+        """Each camera's newest frame in shared memory, for the API's live preview."""
+        mapping = {cam: encode_frame_ref(ref) for cam, ref in refs.items()}
+        self._replace_own(LATEST_FRAME_HASH, mapping, "latest frames")
 
     def publish_latest_detections(self, latest: dict[str, dict[str, Any]]) -> None:
-        """Replace the whole hash, as ``publish_latest_frames`` does: cameras that left
-        the analytics drop out."""
+        """Each camera's newest detections, for the console's threshold preview."""
+        mapping = {cam: json.dumps(d, separators=(",", ":")) for cam, d in latest.items()}
+        self._replace_own(LATEST_DETECTIONS_HASH, mapping, "latest detections")
+
+    def _replace_own(self, key: str, mapping: dict[str, str], what: str) -> None:
+        """Replace the fields this publisher owns, in one transaction: cameras it
+        stopped serving drop out, and a reader never sees it half written. Other
+        workers' cameras in the same hash are left alone (core/leases.py)."""
+        stale = self._own_fields.get(key, set()) - set(mapping)
         pipe = self._client.pipeline(transaction=True)
-        pipe.delete(LATEST_DETECTIONS_HASH)
-        if latest:
-            mapping = {cam: json.dumps(d, separators=(",", ":")) for cam, d in latest.items()}
-            pipe.hset(LATEST_DETECTIONS_HASH, mapping=mapping)  # type: ignore[arg-type]
+        if stale:
+            pipe.hdel(key, *sorted(stale))
+        if mapping:
+            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
         try:
             pipe.execute()
         except redis.RedisError as exc:
-            _warn_throttled("latest detections not published", exc)
+            _warn_throttled(f"{what} not published", exc)
+            return
+        self._own_fields[key] = set(mapping)
 
     def remove_health(self, camera_ids: list[str]) -> None:
         if not camera_ids:
@@ -242,6 +259,22 @@ class EventBus:
 
     def close(self) -> None:
         self._client.close()
+
+    def read_stats(self, stage: str) -> dict[str, Any] | None:
+        """A stage's newest ``publish_stats`` entry; None before its first publish or
+        while the bus is unavailable (ingest's backpressure reads the detector's)."""
+        try:
+            raw = self._client.hget(STATS_HASH, self.stats_field(stage))
+        except redis.RedisError as exc:
+            _warn_throttled(f"stats of {stage} not read", exc)
+            return None
+        if not isinstance(raw, bytes | str):
+            return None
+        try:
+            stats = json.loads(raw)
+        except ValueError:
+            return None
+        return stats if isinstance(stats, dict) else None
 
 
 class ConfigListener:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import cv2
 
 from core.config import CameraConfig
 from core.types import CameraHealth, CameraState, FrameRef
+from streams.backpressure import CameraAdmission
 from streams.reader import (
     Backoff,
     CameraReader,
@@ -147,6 +148,15 @@ class CameraManager:
         """Each running camera's newest frame in shared memory (cameras with none left out)."""
         refs = {r.camera.id: r.last_ref for r in self.readers()}
         return {camera_id: ref for camera_id, ref in refs.items() if ref is not None}
+
+    def admission(self) -> dict[str, CameraAdmission]:
+        """Per camera: its ceiling (detect fps) and frames admitted / held back."""
+        return {r.camera.id: r.admission() for r in self.readers()}
+
+    def set_admit_fps(self, fps: Mapping[str, float]) -> None:
+        """Backpressure: each camera's admitted fps; a camera left out is not throttled."""
+        for reader in self.readers():
+            reader.set_admit_fps(fps.get(reader.camera.id))
 
     def states(self) -> dict[str, CameraState]:
         return {r.camera.id: r.health.state for r in self.readers()}

@@ -17,23 +17,39 @@ class RateSelector:
 
     def __init__(self, fps: float) -> None:
         self.interval_s = 1.0 / fps
-        self._next_due_s: float | None = None
+        self._slot_s: float | None = None  # the slot the last taken frame filled
         self._last_t_s: float | None = None
         self._source_dt_s = 0.0  # running estimate of the source frame interval
 
+    @property
+    def fps(self) -> float:
+        return 1.0 / self.interval_s
+
+    def set_fps(self, fps: float) -> None:
+        """Change the rate from another thread (ingest's backpressure): one float
+        assignment, read once per ``take``. The next slot is one new interval after
+        the last one, so a rate raised from 0.5 to 10 fps applies at the next frame."""
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.interval_s = 1.0 / fps
+
     def take(self, t_s: float) -> bool:
+        interval_s = self.interval_s  # once: set_fps may change it meanwhile
         dt = t_s - self._last_t_s if self._last_t_s is not None else 0.0
         if 0.0 < dt < 1.0:  # gaps say nothing about the source frame rate
             self._source_dt_s = (
                 dt if self._source_dt_s == 0.0 else 0.9 * self._source_dt_s + 0.1 * dt
             )
         self._last_t_s = t_s
-        early_s = min(self._source_dt_s / 2, self.interval_s / 2) + 1e-6
-        if self._next_due_s is not None and t_s < self._next_due_s - early_s:
+        if self._slot_s is None:
+            self._slot_s = t_s
+            return True
+        due_s = self._slot_s + interval_s
+        early_s = min(self._source_dt_s / 2, interval_s / 2) + 1e-6
+        if t_s < due_s - early_s:
             return False
-        scheduled = (self._next_due_s or t_s) + self.interval_s
         # More than a slot behind (a gap in the stream): restart the schedule.
-        self._next_due_s = scheduled if scheduled >= t_s else t_s + self.interval_s
+        self._slot_s = due_s if due_s + interval_s >= t_s else t_s
         return True
 
 

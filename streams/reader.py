@@ -26,6 +26,7 @@ from core.config import CameraConfig
 from core.frames import FrameRing
 from core.redact import redact_url
 from core.types import CameraHealth, CameraState, FrameRef
+from streams.backpressure import CameraAdmission
 from streams.classify import classify
 from streams.pacing import FilePacer, RateSelector, WallClockMapper
 
@@ -171,6 +172,12 @@ class CameraReader:
         # Replaced whole (an atomic reference swap), read from the ingest main thread.
         self.last_ref: FrameRef | None = None
         self._selector = RateSelector(camera.detect.fps)
+        # Backpressure (streams/backpressure.py): of the detect-rate frames, only
+        # ``_admit_fps`` go on to the motion gate and the detector; None: all of them.
+        self._admit = RateSelector(camera.detect.fps)
+        self._admit_fps: float | None = None
+        self.frames_admitted = 0
+        self.frames_throttled = 0
         self._input_fps = FpsMeter()
         self._decoded_fps = FpsMeter()
         self.last_packet_monotonic = time.monotonic()
@@ -225,6 +232,19 @@ class CameraReader:
         idle_s = now_monotonic - self.last_packet_monotonic
         if self.health.state == CameraState.ONLINE and idle_s > self.camera.stall_timeout_s:
             self._set_state(CameraState.STALLED, f"no packets for {idle_s:.0f} s")
+
+    def set_admit_fps(self, fps: float | None) -> None:
+        """Let at most ``fps`` of the detect-rate frames on (called from another
+        thread: plain assignments, read once per frame). None, or at least the
+        configured ``detect.fps`` (the ceiling): every one of them."""
+        if fps is None or fps >= self.camera.detect.fps:
+            self._admit_fps = None
+            return
+        self._admit.set_fps(fps)
+        self._admit_fps = fps
+
+    def admission(self) -> CameraAdmission:
+        return CameraAdmission(self.camera.detect.fps, self.frames_admitted, self.frames_throttled)
 
     # -- one connection ------------------------------------------------------
     def _session(self) -> bool:
@@ -302,6 +322,13 @@ class CameraReader:
                 self.health.frames_decoded += 1
                 if not self._selector.take(capture_ts):
                     continue
+                if self._admit_fps is not None and not self._admit.take(capture_ts):
+                    # The detector takes less than this: decoded (H.264 needs every
+                    # frame), nothing more. Alive, not admitted: no stall, no fps.
+                    self.frames_throttled += 1
+                    self._mark_alive(capture_ts, admitted=False)
+                    continue
+                self.frames_admitted += 1
                 if self._gate is not None and not self._gate.admit(luma(frame), capture_ts):
                     # Nothing moving: no colour conversion, no detector time.
                     self.health.frames_skipped += 1
@@ -342,9 +369,11 @@ class CameraReader:
         self._refresh_fps()
 
     # -- health --------------------------------------------------------------
-    def _mark_alive(self, capture_ts: float) -> None:
-        """A frame at the detect rate was decoded (sent on or skipped by the gate)."""
-        self._decoded_fps.tick()
+    def _mark_alive(self, capture_ts: float, admitted: bool = True) -> None:
+        """A frame at the detect rate was decoded: admitted (sent on or skipped by the
+        gate; counted in ``decoded_fps``) or held back by backpressure."""
+        if admitted:
+            self._decoded_fps.tick()
         self.health.last_frame_ts = capture_ts
         if self.health.state != CameraState.ONLINE:
             self._set_state(CameraState.ONLINE, None)

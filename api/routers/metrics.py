@@ -16,6 +16,7 @@ from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    Metric,
 )
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
@@ -234,22 +235,53 @@ async def metrics(
 async def _register_from_bus(registry: CollectorRegistry, client: aioredis.Redis) -> None:
     """Everything the stages published; read first, registered only when all was read."""
     raw = await client.hgetall(HEALTH_HASH)
-    stats = {
-        stage: await client.hget(STATS_HASH, stage)
-        for stage in ("detector", "recording", "bus", "store")
-    }
+    stats = _by_stage(await client.hgetall(STATS_HASH))
     totals = await client.hgetall(INCIDENT_TOTALS_HASH)
     registry.register(CameraHealthCollector([json.loads(v) for v in raw.values()], time.time()))
-    if stats["detector"] is not None:
-        registry.register(DetectorCollector(json.loads(stats["detector"])))
-    if stats["recording"] is not None:
-        registry.register(RecordingCollector(json.loads(stats["recording"])))
-    registry.register(IncidentCollector(totals))
-    bus, store = stats["bus"], stats["store"]
     registry.register(
-        BusCollector(
-            up=True,
-            bus=json.loads(bus) if bus is not None else None,
-            store=json.loads(store) if store is not None else None,
-        )
+        PerWorker({w: DetectorCollector(s) for w, s in stats.get("detector", {}).items()})
     )
+    registry.register(
+        PerWorker({w: RecordingCollector(s) for w, s in stats.get("recording", {}).items()})
+    )
+    registry.register(IncidentCollector(totals))
+    buses, stores = stats.get("bus", {}), stats.get("store", {})
+    nodes = sorted(set(buses) | set(stores)) or [""]
+    registry.register(
+        PerWorker({w: BusCollector(up=True, bus=buses.get(w), store=stores.get(w)) for w in nodes})
+    )
+
+
+def _by_stage(raw: dict[Any, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """stage → worker → stats, from ``cv:stats`` fields ``stage`` (one box: worker "")
+    and ``stage@worker`` (a cluster, core/bus.py)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for field, value in raw.items():
+        name = field.decode() if isinstance(field, bytes) else str(field)
+        stage, _, worker = name.partition("@")
+        out.setdefault(stage, {})[worker] = json.loads(value)
+    return out
+
+
+class PerWorker(Collector):
+    """Several workers' collectors as one: each sample gets a ``worker`` label. One box
+    (a single worker "") keeps its metrics unlabelled, as before clusters existed."""
+
+    def __init__(self, parts: dict[str, Collector]) -> None:
+        self._parts = parts
+
+    def collect(self) -> Iterator[Metric]:
+        if set(self._parts) <= {""}:
+            for part in self._parts.values():
+                yield from part.collect()
+            return
+        merged: dict[str, Metric] = {}
+        for worker, part in sorted(self._parts.items()):
+            for family in part.collect():
+                out = merged.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type)
+                )
+                out.samples.extend(
+                    s._replace(labels={**s.labels, "worker": worker}) for s in family.samples
+                )
+        yield from merged.values()

@@ -103,9 +103,33 @@ def _segment_file(index: SegmentIndex, root: Path, segment_id: int) -> tuple[Seg
     if segment is None:
         raise HTTPException(404, f"segment {segment_id} not found")
     path = _inside(root, segment.path)
-    if path is None or not path.is_file():
+    if path is None:
         raise HTTPException(404, f"segment {segment_id} is missing on disk")
+    if not path.is_file():
+        raise HTTPException(
+            404, f"segment {segment_id} is missing on disk: {_where(root, [segment])}"
+        )
     return segment, path
+
+
+def _where(root: Path, segments: Sequence[Segment]) -> str:
+    """Where footage that the index knows but this node cannot read should be. In a
+    cluster the usual cause is a worker whose recordings folder is not the API's."""
+    first = segments[0]
+    return (
+        f"{len(segments)} indexed segment(s), e.g. {first.path!r}, expected under {root}; "
+        "deleted by retention, or recorded by a worker whose recordings folder is not "
+        "shared with this API (mount the same storage.data_dir on every node: "
+        "docs/deployment.md)"
+    )
+
+
+def _readable(root: Path, segments: Sequence[Segment]) -> None:
+    """404 naming the files when none of the window's indexed segments is on disk."""
+    if segments and not any(
+        (p := _inside(root, s.path)) is not None and p.is_file() for s in segments
+    ):
+        raise HTTPException(404, f"footage files not found: {_where(root, segments)}")
 
 
 def _safe_name(text: str) -> str:
@@ -138,6 +162,7 @@ def _cached_clip(
     if path.is_file():
         os.utime(path)  # in use: keep it from being pruned
         return path
+    _readable(recordings, segments)
     folder.mkdir(parents=True, exist_ok=True)
     _prune_exports(folder, time.time())
     try:

@@ -373,3 +373,26 @@ def test_segment_paths_outside_the_root_are_refused(
     for route in ("footage.mp4", "footage.m3u8"):
         got = client.get(f"/api/cameras/evil/{route}", params=window)
         assert got.status_code == 404 and "no footage of camera 'evil'" in got.json()["detail"]
+
+
+def test_footage_indexed_but_not_on_this_node_names_where_it_should_be(
+    client: TestClient, engine: Engine, media_root: Path
+) -> None:
+    """A worker whose recordings folder is not shared with the API (docs/deployment.md):
+    the index knows the segment, this node has no file. The answer says where it was
+    expected and what to do, instead of "not recorded"."""
+    path = "remote-cam/2026-01-01/00/00-00-00.000.mp4"
+    with Session(engine) as session, session.begin():
+        row = SegmentRow(camera_id="remote-cam", path=path, start_ts=T0, end_ts=T0 + 10, bytes=9)
+        session.add(row)
+        session.flush()
+        segment_id = row.id
+    got = client.get(
+        "/api/cameras/remote-cam/footage.mp4", params={"since_ts": T0, "until_ts": T0 + 5}
+    )
+    assert got.status_code == 404
+    detail = got.json()["detail"]
+    assert path in detail and str((media_root / "recordings").resolve()) in detail
+    assert "docs/deployment.md" in detail
+    got = client.get(f"/api/recordings/segments/{segment_id}.mp4")
+    assert got.status_code == 404 and path in got.json()["detail"]

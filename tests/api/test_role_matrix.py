@@ -52,6 +52,7 @@ EXPECTED: dict[Key, Access] = {
     ("POST", "/api/auth/password"): EVERYONE,
     # Watching: cameras, incidents, events, stats, config history, live alerts.
     ("GET", "/api/cameras"): EVERYONE,
+    ("GET", "/api/workers"): EVERYONE,
     ("GET", "/api/cameras/{camera_id}"): EVERYONE,
     ("GET", "/api/cameras/{camera_id}/health"): EVERYONE,
     ("GET", "/api/cameras/{camera_id}/timeline"): EVERYONE,

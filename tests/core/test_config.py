@@ -120,6 +120,11 @@ cameras:
         "cameras[0].rules[0].schedule[0].start: '25:00' is not a time of day",
     ),
     ("unknown time zone", "timezone: Mars/Olympus", "timezone: unknown time zone"),
+    (
+        "lease shorter than 3 heartbeats",
+        "cluster: {heartbeat_s: 2, lease_ttl_s: 5}",
+        "cluster.lease_ttl_s (5.0) must be at least 3 × cluster.heartbeat_s (2.0)",
+    ),
     ("yaml syntax", "cameras: [", "not valid YAML"),
     ("not a mapping", "- 1\n- 2", "expected a mapping"),
 ]

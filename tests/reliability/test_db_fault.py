@@ -49,7 +49,7 @@ from tests.reliability.service import (
 )
 from tests.rtsp.harness import Mount, RtspServer
 
-# Longer than every busy timeout: the pipeline writer's (processes.STORE_BUSY_S, 5 s)
+# Longer than every busy timeout: the pipeline writer's (store_stage.STORE_BUSY_S, 5 s)
 # and everyone else's (core.storage.db.BUSY_TIMEOUT_S, 10 s: the API's writes).
 LOCK_S = 13.0
 READ_BOUND_S = 2.0  # an API read while the lock is held answers this fast

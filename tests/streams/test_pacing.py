@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from streams.pacing import RateSelector, WallClockMapper
@@ -63,3 +65,24 @@ def test_detect_size(
     src: tuple[int, int], width: int, height: int | None, expected: tuple[int, int]
 ) -> None:
     assert detect_size(src[0], src[1], width, height) == expected
+
+
+def test_rate_selector_fps_changes_at_run_time() -> None:
+    """Backpressure sets the rate from another thread while frames flow (10 fps here)."""
+    selector = RateSelector(10)
+    frames = iter(1000.0 + i / 10 for i in range(300))
+
+    def taken(seconds: int) -> list[float]:
+        return [t for t in (next(frames) for _ in range(10 * seconds)) if selector.take(t)]
+
+    assert len(taken(5)) == 50
+    selector.set_fps(2.0)
+    slow = taken(10)
+    assert 19 <= len(slow) <= 21 and selector.fps == 2.0
+    assert all(round(b - a, 6) == 0.5 for a, b in itertools.pairwise(slow))
+    selector.set_fps(10.0)
+    # Raised: the next slot is one new interval after the last, not the old 0.5 s.
+    fast = taken(5)
+    assert len(fast) >= 49 and fast[0] - slow[-1] <= 0.1 + 1e-6
+    with pytest.raises(ValueError):
+        selector.set_fps(0)
