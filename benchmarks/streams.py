@@ -126,13 +126,16 @@ def write_config(tmp: Path, urls: list[str], args: argparse.Namespace, port: int
         camera_yaml(i, url, CLIPS[i % len(CLIPS)], args.detect_fps) for i, url in enumerate(urls)
     )
     hw = f"[{args.input_hw[0]}, {args.input_hw[1]}]"
+    wait = "" if args.max_wait_ms is None else f", max_wait_ms: {args.max_wait_ms}"
+    if args.per_camera_queue is not None:
+        wait += f", per_camera_queue: {args.per_camera_queue}"
     config = tmp / "streams.yaml"
     config.write_text(
         f"""
 cameras:
 {cameras}
 detector: {{backend: {args.backend}, model: {args.model}, device: "{args.device}",
-            input_hw: {hw}, max_batch: {args.max_batch}}}
+            input_hw: {hw}, max_batch: {args.max_batch}{wait}}}
 storage: {{data_dir: {tmp / "data"}}}
 server: {{port: {port}}}
 """
@@ -356,6 +359,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="e.g. cuda:0; to the detector and baseline")
     parser.add_argument("--input-hw", type=int, nargs=2, default=[640, 640])
     parser.add_argument("--max-batch", type=int, default=4)
+    parser.add_argument(
+        "--max-wait-ms", type=float, default=None, help="detector.max_wait_ms; default: config's"
+    )
+    parser.add_argument(
+        "--per-camera-queue", type=int, default=None, help="detector.per_camera_queue"
+    )
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--no-ledger", action="store_true")
     return parser.parse_args(argv)

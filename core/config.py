@@ -189,7 +189,12 @@ class DetectorConfig(StrictModel):
     confidence_threshold: float = Field(0.25, gt=0.0, le=1.0)
     iou_threshold: float = Field(0.45, gt=0.0, le=1.0)
     max_batch: int = Field(8, ge=1, le=64)
-    max_wait_ms: float = Field(5.0, ge=0.0, le=1000.0)
+    max_wait_ms: float = Field(
+        5.0,
+        ge=0.0,
+        le=1000.0,
+        description="how long a batch waits to fill; default 0 on the CPU, 5 otherwise",
+    )
     queue_size: int = Field(
         256, ge=1, le=4096, description="frames in flight from ingest to the detector"
     )
@@ -202,6 +207,18 @@ class DetectorConfig(StrictModel):
         1, ge=1, le=64, description="frames waiting per camera; beyond, the oldest is dropped"
     )
     per_camera_batch: int = Field(2, ge=1, le=64, description="frames of one camera per batch")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wait_for_device(cls, data: Any) -> Any:
+        # On the CPU a fuller batch is not faster per image (the ledger: batch 1
+        # 49.9 img/s, batch 4 38.1), so waiting for one only costs: measured at 8
+        # cameras, 0 ms gave 11–20 % more detections than 5 ms. A GPU gains from
+        # fuller batches and keeps the wait.
+        if isinstance(data, dict) and "max_wait_ms" not in data:
+            device = str(data.get("device", "cpu"))
+            return {**data, "max_wait_ms": 0.0 if device == "cpu" else 5.0}
+        return data
 
     @field_validator("input_hw")
     @classmethod
