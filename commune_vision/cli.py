@@ -321,8 +321,10 @@ WorkerIdOption = Annotated[
 
 @app.command()
 def worker(config: ConfigOption = None, worker_id: WorkerIdOption = None) -> None:
-    """Run the pipeline for the cameras this worker holds leases on (shared Redis and
-    PostgreSQL; docs/deployment.md). Start one per box; cameras rebalance."""
+    """Run the pipeline for the cameras this worker holds leases on.
+
+    Workers share one Redis and one PostgreSQL (docs/deployment.md); start one per
+    box and the cameras rebalance."""
     import socket
 
     _serve(config, "worker", worker_id or socket.gethostname())
