@@ -81,18 +81,24 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
+def tree_processes(root_pid: int) -> list[Any]:
+    """A process and all its descendants (``psutil.Process``); empty once it is gone."""
+    import psutil
+
+    try:
+        root = psutil.Process(root_pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
 def process_tree(root_pid: int) -> dict[int, tuple[str, float, int]]:
     """CPU seconds (user + system) and RSS bytes of a process and all its descendants,
     by pid, with each one's OS name (the service's stages name themselves cv-*)."""
     import psutil
 
     out: dict[int, tuple[str, float, int]] = {}
-    try:
-        root = psutil.Process(root_pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return out
-    for proc in procs:
+    for proc in tree_processes(root_pid):
         try:
             with proc.oneshot():
                 times = proc.cpu_times()

@@ -70,8 +70,11 @@ def bare_throughput(
     batch: int,
     frames: list[np.ndarray],
     seconds: float,
+    device: str = "cpu",
 ) -> float:
-    detector = Detector(create_backend(backend, resolve_model(model), "cpu", hw, batch), 0.25, 0.45)
+    detector = Detector(
+        create_backend(backend, resolve_model(model), device, hw, batch), 0.25, 0.45
+    )
     for i in range(batch):
         detector.prepare(i, frames[i % len(frames)])
     detector.infer_prepared(batch)  # warm-up; from here on, the model only

@@ -45,7 +45,7 @@ import psutil
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from benchmarks.common import ROOT, assets_dir, machine
+from benchmarks.common import ROOT, assets_dir, machine, tree_processes
 from benchmarks.soak_report import KEYS, mean, report
 from tests.rtsp.harness import Mount, RtspServer, free_port
 
@@ -121,12 +121,7 @@ def _rss_split(pid: int) -> tuple[int, int]:
 def sample_tree(root_pid: int) -> dict[str, dict[str, Any]]:
     """Per stage: pids, RSS/USS MB, fds, threads (summed if a name has several pids)."""
     out: dict[str, dict[str, Any]] = {}
-    try:
-        root = psutil.Process(root_pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return out
-    for proc in procs:
+    for proc in tree_processes(root_pid):
         try:
             with proc.oneshot():
                 name = label(proc, root_pid)

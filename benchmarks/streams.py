@@ -257,24 +257,13 @@ def measure_baseline(urls: list[str], args: argparse.Namespace) -> dict[str, Any
 
 def bare_model(args: argparse.Namespace, seconds: float) -> float:
     """The model alone for the service's backend, input and batch (images/s)."""
-    from benchmarks.detector import sample_frames
-    from models.registry import resolve_model
-    from vision.detector.backend import create_backend
-    from vision.detector.detector import Detector
+    from benchmarks.detector import bare_throughput, sample_frames
 
     frames = sample_frames(assets_dir() / "videos" / "intersection_cctv_day.mp4", 8)
     hw = (args.input_hw[0], args.input_hw[1])
-    batch = args.max_batch
-    backend = create_backend(args.backend, resolve_model(args.model), args.device, hw, batch)
-    detector = Detector(backend, 0.25, 0.45)
-    for i in range(batch):
-        detector.prepare(i, frames[i % len(frames)])
-    detector.infer_prepared(batch)  # warm-up; from here on, the model only
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        detector.infer_prepared(batch)
-        n += batch
-    return n / (time.perf_counter() - t0)
+    return bare_throughput(
+        args.backend, args.model, hw, args.max_batch, frames, seconds, args.device
+    )
 
 
 def run_levels(args: argparse.Namespace) -> list[dict[str, Any]]:

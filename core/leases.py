@@ -102,7 +102,7 @@ def summarize_workers(
     """Workers (``cv:workers`` members with their expiry in ms) and the cameras each
     holds (camera → worker, from the leases), sorted by id: what the API shows."""
     views = {
-        _text(member): WorkerView(_text(member), score / 1000 > now_ts, score / 1000)
+        as_text(member): WorkerView(as_text(member), score / 1000 > now_ts, score / 1000)
         for member, score in heartbeats
     }
     for camera, holder in sorted(holders.items()):
@@ -111,7 +111,8 @@ def summarize_workers(
     return sorted(views.values(), key=lambda v: v.id)
 
 
-def _text(value: object) -> str:
+def as_text(value: object) -> str:
+    """A Redis reply (bytes unless decoded) as text."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -150,7 +151,7 @@ class CameraLeases:
         pipe.zremrangebyscore(WORKERS_KEY, "-inf", now_ms)
         pipe.zrange(WORKERS_KEY, 0, -1)
         members = pipe.execute()[-1]
-        return sorted(_text(m) for m in members)
+        return sorted(as_text(m) for m in members)
 
     def tick(self, camera_ids: Iterable[str]) -> Tick:
         """Heartbeat, renew, plan and claim; the caller stops ``give_away`` then
@@ -163,10 +164,10 @@ class CameraLeases:
                 args=[self.worker_id, self._ttl_ms],
             )
             for key in lost:
-                self.held.discard(_text(key).removeprefix(LEASE_PREFIX))
+                self.held.discard(as_text(key).removeprefix(LEASE_PREFIX))
         holders_raw = self._client.mget([lease_key(c) for c in wanted]) if wanted else []
         holders = {
-            c: (_text(h) if h is not None else None)
+            c: (as_text(h) if h is not None else None)
             for c, h in zip(wanted, holders_raw, strict=True)
         }
         mine = {c for c, w in plan(wanted, workers, holders).items() if w == self.worker_id}

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import EVERYONE, Principal, require
 from api.deps import get_config_store, get_redis
-from core.leases import LEASE_PREFIX, WORKERS_KEY, summarize_workers
+from core.leases import LEASE_PREFIX, WORKERS_KEY, as_text, summarize_workers
 from core.storage.config_store import ConfigStore
 
 router = APIRouter(prefix="/api/workers", tags=["workers"])
@@ -40,18 +40,14 @@ class WorkersOut(BaseModel):
     )
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 @router.get("", response_model=WorkersOut)
 async def list_workers(client: Redis, store: Store, _user: Anyone) -> WorkersOut:
     raw: list[Any] = await client.zrange(WORKERS_KEY, 0, -1, withscores=True)
     heartbeats = [(member, float(score)) for member, score in raw]
-    keys = [_text(k) async for k in client.scan_iter(match=f"{LEASE_PREFIX}*", count=500)]
+    keys = [as_text(k) async for k in client.scan_iter(match=f"{LEASE_PREFIX}*", count=500)]
     values = await client.mget(keys) if keys else []
     holders = {
-        k.removeprefix(LEASE_PREFIX): _text(v) for k, v in zip(keys, values, strict=True) if v
+        k.removeprefix(LEASE_PREFIX): as_text(v) for k, v in zip(keys, values, strict=True) if v
     }
     views = summarize_workers(heartbeats, holders, time.time())
     latest = await run_in_threadpool(store.latest)
