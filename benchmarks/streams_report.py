@@ -20,6 +20,12 @@ TARGET_ALERT_P95_S = 1.0
 TARGET_RECORDING_CORES = 0.1
 
 
+def bare_frames_s(result: dict[str, Any]) -> float:
+    """The bare model's ceiling in camera frames/s (a mosaic input holds several)."""
+    bare = result["bare_model"]
+    return float(bare["img_s"]) * int(bare.get("frames_per_input", 1))
+
+
 def largest(rows: list[dict[str, Any]], key: str) -> int:
     """The most cameras among the measured ones that kept up (0 if none did)."""
     return max((int(r["cameras"]) for r in rows if r[key]), default=0)
@@ -42,7 +48,7 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
     levels = result["levels"]
     services = [lv["service"] | {"cameras": lv["cameras"]} for lv in levels]
     fps = float(result["config"]["detect_fps"])
-    bare = float(result["bare_model"]["img_s"])
+    bare = bare_frames_s(result)
     at29 = next((s for s in services if s["cameras"] == TARGET_CAMERAS), None)
     # Efficiency means something only where the detector had more to do than the
     # model can: frames delivered to it ≥ 95 % of the bare rate.
@@ -70,7 +76,7 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
         else {
             "cameras": best["cameras"],
             "detections_per_s": best["detected_per_s_total"],
-            "bare_img_s": bare,
+            "bare_frames_s": bare,
             "ratio": round(best["detected_per_s_total"] / bare, 3),
             "met": best["detected_per_s_total"] / bare >= TARGET_EFFICIENCY,
         },
@@ -132,7 +138,7 @@ CSV_FIELDS = [
 
 def csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     fps = result["config"]["detect_fps"]
-    bare = result["bare_model"]["img_s"]
+    bare = bare_frames_s(result)
     rows: list[dict[str, Any]] = []
     for lv in result["levels"]:
         s = lv["service"]
@@ -192,8 +198,10 @@ def csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 def ledger(result: dict[str, Any], tg: dict[str, Any]) -> None:
     cfg = result["config"]
     hw = "×".join(map(str, cfg["input_hw"]))
-    backend = f"{cfg['backend']} {cfg['model']} {hw} b{cfg['max_batch']} {cfg['device']}"
-    bare = result["bare_model"]["img_s"]
+    grid = cfg.get("tile_grid", [1, 1])
+    mosaic = "" if grid == [1, 1] else f" mosaic {grid[0]}×{grid[1]}"
+    backend = f"{cfg['backend']} {cfg['model']} {hw}{mosaic} b{cfg['max_batch']} {cfg['device']}"
+    bare = bare_frames_s(result)
     for lv in result["levels"]:
         s = lv["service"]
         ff = lv.get("ffmpeg_decode")
@@ -211,7 +219,7 @@ def ledger(result: dict[str, Any], tg: dict[str, Any]) -> None:
             f"(other load {s['other_cores']:.2f} cores)",
             f"analysed fps/stream min {s['analysed_fps']['min']} mean {s['analysed_fps']['mean']}"
             f" (detected mean {s['detected_fps']['mean']}), dropped {s['dropped_fps_total']}/s; "
-            f"{s['detected_per_s_total']} det/s ÷ bare {bare} img/s = "
+            f"{s['detected_per_s_total']} det/s ÷ bare {bare:g} frames/s = "
             f"{s['detected_per_s_total'] / bare:.2f}{decode}; frame→incident p50/p95 "
             f"{s['frame_to_incident_s']['p50']}/{s['frame_to_incident_s']['p95']} s, "
             f"frame→WS alert {s['frame_to_ws_alert_s']['p50']}/{s['frame_to_ws_alert_s']['p95']}"

@@ -184,7 +184,7 @@ def detector_main(
     backend = create_backend(
         cfg.backend, resolve_model(cfg.model), cfg.device, cfg.input_hw, cfg.max_batch
     )
-    detector = Detector(backend, cfg.confidence_threshold, cfg.iou_threshold)
+    detector = Detector(backend, cfg.confidence_threshold, cfg.iou_threshold, cfg.tile_grid)
     frames = FrameReader()
     bus = EventBus(redis_url)
 

@@ -152,6 +152,7 @@ def replay_video(
         ),
         det_cfg.confidence_threshold,
         det_cfg.iou_threshold,
+        det_cfg.tile_grid,  # the live detector's frame size, so what-if sees what live sees
     )
     reader = FrameReader()
     tz = ZoneInfo(candidate.timezone)

@@ -48,19 +48,34 @@ def letterbox_into(image_bgr: npt.NDArray[np.uint8], dst_bgr: npt.NDArray[np.uin
     return Letterbox(scale=scale, pad_x=float(pad_x), pad_y=float(pad_y), src_hw=(src_h, src_w))
 
 
-def decode_output(
+@dataclass(frozen=True, slots=True)
+class RawBoxes:
+    """Boxes after NMS, still in network pixels of one input image."""
+
+    xyxy: npt.NDArray[np.float32]
+    confidence: npt.NDArray[np.float32]
+    class_id: npt.NDArray[np.int32]
+
+    @classmethod
+    def empty(cls) -> RawBoxes:
+        return cls(np.empty((0, 4), np.float32), np.empty(0, np.float32), np.empty(0, np.int32))
+
+    def take(self, index: npt.NDArray[np.intp]) -> RawBoxes:
+        return RawBoxes(self.xyxy[index], self.confidence[index], self.class_id[index])
+
+
+def raw_boxes(
     output: npt.NDArray[np.float32],
-    box: Letterbox,
     confidence_threshold: float,
     iou_threshold: float,
     max_detections: int = 300,
-) -> Detections:
-    """Decode one image's [4 + classes, N] output to Detections in source pixels."""
+) -> RawBoxes:
+    """Decode one image's [4 + classes, N] output and run per-class NMS."""
     class_scores = output[4:]
     best = class_scores.max(axis=0)
     keep = np.flatnonzero(best >= confidence_threshold)
     if keep.size == 0:
-        return Detections.empty()
+        return RawBoxes.empty()
     confidence = best[keep].astype(np.float32)
     class_id = class_scores[:, keep].argmax(axis=0).astype(np.int32)
     cx, cy, w, h = output[0, keep], output[1, keep], output[2, keep], output[3, keep]
@@ -71,11 +86,19 @@ def decode_output(
     )
     idx = np.asarray(picked, dtype=np.intp).reshape(-1)
     if idx.size == 0:
-        return Detections.empty()
+        return RawBoxes.empty()
     idx = idx[np.argsort(-confidence[idx], kind="stable")][:max_detections]
-    xyxy = xywh[idx].copy()
+    xyxy = xywh[idx].astype(np.float32, copy=False)
     xyxy[:, 2] += xyxy[:, 0]
     xyxy[:, 3] += xyxy[:, 1]
+    return RawBoxes(xyxy, confidence[idx], class_id[idx])
+
+
+def to_source(raw: RawBoxes, box: Letterbox) -> Detections:
+    """Map boxes from network pixels to the source image's pixels (in place on ``raw``)."""
+    if raw.xyxy.shape[0] == 0:
+        return Detections.empty()
+    xyxy = raw.xyxy
     xs, ys = xyxy[:, 0::2], xyxy[:, 1::2]  # views: x1, x2 and y1, y2
     xs -= box.pad_x
     ys -= box.pad_y
@@ -83,4 +106,15 @@ def decode_output(
     src_h, src_w = box.src_hw
     np.clip(xs, 0, src_w, out=xs)
     np.clip(ys, 0, src_h, out=ys)
-    return Detections.untracked(xyxy.astype(np.float32), confidence[idx], class_id[idx])
+    return Detections.untracked(xyxy, raw.confidence, raw.class_id)
+
+
+def decode_output(
+    output: npt.NDArray[np.float32],
+    box: Letterbox,
+    confidence_threshold: float,
+    iou_threshold: float,
+    max_detections: int = 300,
+) -> Detections:
+    """Decode one image's [4 + classes, N] output to Detections in source pixels."""
+    return to_source(raw_boxes(output, confidence_threshold, iou_threshold, max_detections), box)
