@@ -129,8 +129,7 @@ def write_config(tmp: Path, urls: list[str], args: argparse.Namespace, port: int
     wait = "" if args.max_wait_ms is None else f", max_wait_ms: {args.max_wait_ms}"
     if args.per_camera_queue is not None:
         wait += f", per_camera_queue: {args.per_camera_queue}"
-    if tuple(args.tile_grid) != (1, 1):
-        wait += f", tile_grid: [{args.tile_grid[0]}, {args.tile_grid[1]}]"
+    wait += f", mosaic: {args.mosaic}, tile_grid: [{args.tile_grid[0]}, {args.tile_grid[1]}]"
     config = tmp / "streams.yaml"
     config.write_text(
         f"""
@@ -360,9 +359,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--tile-grid",
         type=int,
         nargs=2,
-        default=[1, 1],
+        default=[3, 2],
         metavar=("ROWS", "COLS"),
-        help="detector.tile_grid: camera frames per network input (mosaic), e.g. 3 2",
+        help="detector.tile_grid: camera frames per mosaic input",
+    )
+    parser.add_argument(
+        "--mosaic", choices=["off", "auto", "always"], default="auto", help="detector.mosaic"
     )
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--no-ledger", action="store_true")
@@ -386,7 +388,12 @@ def main(argv: list[str] | None = None) -> None:
             k: getattr(args, k)
             for k in ("detect_fps", "window_s", "warmup_s", "backend", "model", "device")
         }
-        | {"input_hw": args.input_hw, "max_batch": args.max_batch, "tile_grid": args.tile_grid},
+        | {
+            "input_hw": args.input_hw,
+            "max_batch": args.max_batch,
+            "mosaic": args.mosaic,
+            "tile_grid": args.tile_grid,
+        },
         # This VM's speed drifts by tens of percent between minutes: the bare
         # reference is taken before and after the sweep, the faster one counts.
         "bare_model": {
@@ -395,7 +402,9 @@ def main(argv: list[str] | None = None) -> None:
             "img_s": round(max(bare_before, bare_after), 1),
             # A mosaic input carries rows × cols camera frames: the model's ceiling
             # in frames/s is img_s × this.
-            "frames_per_input": args.tile_grid[0] * args.tile_grid[1],
+            "frames_per_input": 1
+            if args.mosaic == "off"
+            else args.tile_grid[0] * args.tile_grid[1],
         },
         "levels": levels,
         "baseline": baseline,

@@ -198,10 +198,13 @@ def csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 def ledger(result: dict[str, Any], tg: dict[str, Any]) -> None:
     cfg = result["config"]
     hw = "×".join(map(str, cfg["input_hw"]))
-    grid = cfg.get("tile_grid", [1, 1])
-    mosaic = "" if grid == [1, 1] else f" mosaic {grid[0]}×{grid[1]}"
+    grid, mode = cfg.get("tile_grid", [1, 1]), cfg.get("mosaic", "off")
+    mosaic = "" if mode == "off" else f" mosaic {mode} {grid[0]}×{grid[1]}"
     backend = f"{cfg['backend']} {cfg['model']} {hw}{mosaic} b{cfg['max_batch']} {cfg['device']}"
     bare = bare_frames_s(result)
+    per = int(result["bare_model"].get("frames_per_input", 1))
+    img_s = result["bare_model"]["img_s"]
+    ceiling = f"{img_s} img/s" if per == 1 else f"{img_s} img/s × {per} frames per mosaic"
     for lv in result["levels"]:
         s = lv["service"]
         ff = lv.get("ffmpeg_decode")
@@ -219,7 +222,7 @@ def ledger(result: dict[str, Any], tg: dict[str, Any]) -> None:
             f"(other load {s['other_cores']:.2f} cores)",
             f"analysed fps/stream min {s['analysed_fps']['min']} mean {s['analysed_fps']['mean']}"
             f" (detected mean {s['detected_fps']['mean']}), dropped {s['dropped_fps_total']}/s; "
-            f"{s['detected_per_s_total']} det/s ÷ bare {bare:g} frames/s = "
+            f"{s['detected_per_s_total']} det/s ÷ bare {ceiling} = "
             f"{s['detected_per_s_total'] / bare:.2f}{decode}; frame→incident p50/p95 "
             f"{s['frame_to_incident_s']['p50']}/{s['frame_to_incident_s']['p95']} s, "
             f"frame→WS alert {s['frame_to_ws_alert_s']['p50']}/{s['frame_to_ws_alert_s']['p95']}"

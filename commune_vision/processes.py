@@ -193,7 +193,13 @@ def detector_main(
         results_q.put((ref, dets))
 
     service = DetectorService(
-        detector, frames, sink, cfg.max_wait_ms, cfg.per_camera_queue, cfg.per_camera_batch
+        detector,
+        frames,
+        sink,
+        cfg.max_wait_ms,
+        cfg.per_camera_queue,
+        cfg.per_camera_batch,
+        cfg.mosaic,
     )
     service.run(frames_q, stop, lambda stats: bus.publish_stats("detector", stats.to_json_dict()))
     bus.close()

@@ -152,7 +152,9 @@ def replay_video(
         ),
         det_cfg.confidence_threshold,
         det_cfg.iou_threshold,
-        det_cfg.tile_grid,  # the live detector's frame size, so what-if sees what live sees
+        # One camera never overloads the model: live "auto" detects it at full
+        # size, so only "always" replays at mosaic size.
+        det_cfg.tile_grid if det_cfg.mosaic == "always" else (1, 1),
     )
     reader = FrameReader()
     tz = ZoneInfo(candidate.timezone)

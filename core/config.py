@@ -207,13 +207,19 @@ class DetectorConfig(StrictModel):
         1, ge=1, le=64, description="frames waiting per camera; beyond, the oldest is dropped"
     )
     per_camera_batch: int = Field(2, ge=1, le=64, description="frames of one camera per batch")
-    # Measured 2026-12-06 (docs/performance.md, "Mosaic"): (3, 2) detects six
-    # frames per inference at ≈ 3.5 ms each instead of ≈ 17, and keeps ≈ 79 % of
-    # the confident (≥ 0.5) boxes taller than 32 px that full size finds.
+    # Measured 2026-12-06 (docs/performance.md, "Mosaic"): a 3 × 2 mosaic detects
+    # six frames per inference and keeps ≈ 78 % of the confident (≥ 0.5) boxes
+    # taller than 32 px that full size finds; 29 cameras got 137 frames/s
+    # detected instead of 32. "auto" packs only what full size cannot keep up with.
+    mosaic: Literal["off", "auto", "always"] = Field(
+        "auto",
+        description="pack several cameras' frames into one network input at reduced size: "
+        "off, auto (only when the model cannot keep up at full size) or always",
+    )
     tile_grid: tuple[int, int] = Field(
-        (1, 1),
-        description="(rows, cols) of camera frames packed into one network input; "
-        "(3, 2) detects 6 cameras per inference at half size, for many cameras per core",
+        (3, 2),
+        description="(rows, cols) of frames in a mosaic input; (3, 2) fits six 16:9 "
+        "sub-streams at half width into 640x640",
     )
 
     @model_validator(mode="before")

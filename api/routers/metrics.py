@@ -100,9 +100,15 @@ class DetectorCollector(Collector):
             ("cv_detector_frames_in", "frames_in", "frames received by the detector"),
             ("cv_detector_frames_detected", "frames_detected", "frames run through the model"),
             ("cv_detector_frames_stale", "frames_stale", "frames overwritten before their turn"),
+            (
+                "cv_detector_frames_mosaic",
+                "frames_mosaic",
+                "frames detected packed several to an input, at reduced size (detector.mosaic)",
+            ),
             ("cv_detector_batches", "batches", "model calls"),
         ):
-            yield CounterMetricFamily(name, doc, value=float(s[key]))
+            # .get: a worker of an older release publishes no frames_mosaic.
+            yield CounterMetricFamily(name, doc, value=float(s.get(key, 0)))
         max_batch = max(1, int(s["max_batch"]))
         sizes = [int(c) for c in s["batch_sizes"]]
         fill = CounterMetricFamily(

@@ -33,7 +33,9 @@ def _frames(path: Path, count: int) -> list[np.ndarray]:
 def test_service_detects_every_camera_and_counts(model_dir: Path, video) -> None:  # type: ignore[no-untyped-def]
     detector = Detector(create_backend("openvino", model_dir, "cpu", (640, 640), 4), 0.25, 0.45)
     results: list[tuple[FrameRef, Detections]] = []
-    service = DetectorService(detector, FrameReader(), lambda r, d: results.append((r, d)), 5.0)
+    service = DetectorService(
+        detector, FrameReader(), lambda r, d: results.append((r, d)), 5.0, per_camera_queue=4
+    )
     clips = {
         "pets": "pets2009_vtest_480x360.mp4",
         "street": "street_parking_ipcam_day.mp4",

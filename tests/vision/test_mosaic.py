@@ -140,7 +140,7 @@ def test_a_part_filled_batch_gives_one_result_per_frame(model_dir: Path, video) 
 
 
 def test_tile_grid_is_checked() -> None:
-    assert DetectorConfig().tile_grid == (1, 1)
+    assert (DetectorConfig().mosaic, DetectorConfig().tile_grid) == ("auto", (3, 2))
     assert DetectorConfig.model_validate({"tile_grid": [3, 2]}).tile_grid == (3, 2)
     with pytest.raises(ValidationError, match="tile_grid"):
         DetectorConfig.model_validate({"tile_grid": [5, 1]})

@@ -20,6 +20,7 @@ from core.frames import FrameReader
 from core.types import FrameRef, StopSignal
 from vision.detections import Detections
 from vision.detector.detector import Detector
+from vision.detector.planner import MosaicMode, MosaicPlanner
 from vision.detector.prepost import Letterbox
 from vision.detector.queues import CameraQueues
 from vision.detector.stats import DetectorStats
@@ -41,8 +42,9 @@ class DetectorService:
         frames: FrameReader,
         sink: ResultSink,
         max_wait_ms: float,
-        per_camera_queue: int = 4,
+        per_camera_queue: int = 1,
         per_camera_batch: int = 2,
+        mosaic: MosaicMode = "off",
     ) -> None:
         self._detector = detector
         self._frames = frames
@@ -50,21 +52,25 @@ class DetectorService:
         self._max_wait_s = max_wait_ms / 1000.0
         self._per_camera_batch = per_camera_batch
         self.queues = CameraQueues(per_camera_queue)
+        self.planner = MosaicPlanner(mosaic, detector.frames_per_mosaic, detector.backend.max_batch)
         self.stats = DetectorStats(max_batch=detector.max_batch)
 
     def submit(self, ref: FrameRef) -> None:
         self.stats.frames_in += 1
+        self.planner.arrived()
         self.queues.put(ref)
 
     def next_batch(self, idle_timeout_s: float = 0.2) -> list[FrameRef]:
         return self.queues.take_batch(
-            self._detector.max_batch, self._per_camera_batch, self._max_wait_s, idle_timeout_s
+            self.planner.batch_limit(), self._per_camera_batch, self._max_wait_s, idle_timeout_s
         )
 
     def process(self, batch: list[FrameRef]) -> int:
         """Detect one batch and hand each result to the sink; returns frames detected."""
         stats = self.stats
         now = time.time()
+        full = self.planner.full_frames(len(batch))
+        self._detector.layout(full)
         kept: list[FrameRef] = []
         boxes: list[Letterbox] = []
         for ref in batch:
@@ -83,10 +89,13 @@ class DetectorService:
             return 0
         started = time.perf_counter()
         results = self._detector.run(boxes)
-        stats.infer_ms.observe((time.perf_counter() - started) * 1000.0)
+        infer_s = time.perf_counter() - started
+        stats.infer_ms.observe(infer_s * 1000.0)
+        self.planner.batch_done(self._detector.inputs(len(kept)), infer_s)
         stats.batches += 1
         stats.batch_sizes[len(kept)] += 1
         stats.frames_detected += len(kept)
+        stats.frames_mosaic += max(0, len(kept) - full)
         for ref, dets in zip(kept, results, strict=True):
             per_camera = stats.detected_per_camera
             per_camera[ref.camera_id] = per_camera.get(ref.camera_id, 0) + 1

@@ -35,6 +35,7 @@ class DetectorStats:
     frames_in: int = 0
     frames_detected: int = 0
     frames_stale: int = 0  # overwritten in shared memory before their turn
+    frames_mosaic: int = 0  # detected packed with others at reduced size (planner.py)
     batches: int = 0
     batch_sizes: list[int] = field(default_factory=list)  # index = batch size
     infer_ms: Histogram = field(default_factory=lambda: Histogram(INFER_MS_BUCKETS))
