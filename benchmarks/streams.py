@@ -205,6 +205,8 @@ def measure_service(
         # Capture to batch start, mean: how far behind real time the detector runs.
         "detector_queue_wait_ms_mean": round(queue_wait_ms, 1),
         "detector_stale_fps": round(detector_delta("cv_detector_frames_stale_total") / wall_s, 2),
+        # Frames detected packed into mosaics (detector.mosaic), per second in all.
+        "mosaic_fps": round(detector_delta("cv_detector_frames_mosaic_total") / wall_s, 2),
         "cores_total": round(sum(cores.values()), 3),
         "cores_per_process": cores,
         "rss_mb_total": round(sum(rss for _, _, rss in service_tree.values()) / 1e6, 1),
@@ -299,7 +301,8 @@ def run_levels(args: argparse.Namespace) -> list[dict[str, Any]]:
         svc = level["service"]
         print(
             f"{n:3d} cams: analysed fps/stream min {svc['analysed_fps']['min']} "
-            f"mean {svc['analysed_fps']['mean']}, detected {svc['detected_per_s_total']}/s, "
+            f"mean {svc['analysed_fps']['mean']}, detected {svc['detected_per_s_total']}/s "
+            f"({svc['mosaic_fps']}/s in mosaics), "
             f"{svc['cores_total']} cores, WS alert p95 {svc['frame_to_ws_alert_s']['p95']} s",
             flush=True,
         )

@@ -116,6 +116,7 @@ CSV_FIELDS = [
     "analysed_fps_p50",
     "analysed_fps_mean",
     "dropped_fps_total",
+    "mosaic_fps_total",
     "detections_per_s",
     "detections_vs_bare",
     "keeps_target",
@@ -157,6 +158,7 @@ def csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                 "analysed_fps_p50": s["analysed_fps"]["p50"],
                 "analysed_fps_mean": s["analysed_fps"]["mean"],
                 "dropped_fps_total": s["dropped_fps_total"],
+                "mosaic_fps_total": s.get("mosaic_fps"),
                 "detections_per_s": s["detected_per_s_total"],
                 "detections_vs_bare": round(s["detected_per_s_total"] / bare, 3),
                 "keeps_target": s["keeps_target"],
@@ -221,7 +223,8 @@ def ledger(result: dict[str, Any], tg: dict[str, Any]) -> None:
             f"{s['cores_total']:.2f} cores, PSS {s['pss_mb_total']} MB "
             f"(other load {s['other_cores']:.2f} cores)",
             f"analysed fps/stream min {s['analysed_fps']['min']} mean {s['analysed_fps']['mean']}"
-            f" (detected mean {s['detected_fps']['mean']}), dropped {s['dropped_fps_total']}/s; "
+            f" (detected mean {s['detected_fps']['mean']}), dropped {s['dropped_fps_total']}/s"
+            f"{_mosaic_share(s)}; "
             f"{s['detected_per_s_total']} det/s ÷ bare {ceiling} = "
             f"{s['detected_per_s_total'] / bare:.2f}{decode}; frame→incident p50/p95 "
             f"{s['frame_to_incident_s']['p50']}/{s['frame_to_incident_s']['p95']} s, "
@@ -247,6 +250,11 @@ def ledger(result: dict[str, Any], tg: dict[str, Any]) -> None:
         "—",
         "; ".join(f"{k} {_short(v)}" for k, v in tg.items() if isinstance(v, dict | bool)),
     )
+
+
+def _mosaic_share(service: dict[str, Any]) -> str:
+    packed, detected = service.get("mosaic_fps") or 0.0, service["detected_per_s_total"]
+    return f", {packed / detected:.0%} of detections in mosaics" if packed and detected else ""
 
 
 def _short(value: Any) -> str:
