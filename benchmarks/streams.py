@@ -129,6 +129,8 @@ def write_config(tmp: Path, urls: list[str], args: argparse.Namespace, port: int
     wait = "" if args.max_wait_ms is None else f", max_wait_ms: {args.max_wait_ms}"
     if args.per_camera_queue is not None:
         wait += f", per_camera_queue: {args.per_camera_queue}"
+    if args.max_frame_age_ms is not None:
+        wait += f", max_frame_age_ms: {args.max_frame_age_ms}"
     wait += f", mosaic: {args.mosaic}, tile_grid: [{args.tile_grid[0]}, {args.tile_grid[1]}]"
     config = tmp / "streams.yaml"
     config.write_text(
@@ -357,6 +359,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--per-camera-queue", type=int, default=None, help="detector.per_camera_queue"
+    )
+    parser.add_argument(
+        "--max-frame-age-ms", type=float, default=None, help="detector.max_frame_age_ms"
     )
     parser.add_argument(
         "--tile-grid",

@@ -200,6 +200,7 @@ def detector_main(
         cfg.per_camera_queue,
         cfg.per_camera_batch,
         cfg.mosaic,
+        cfg.max_frame_age_ms,
     )
     service.run(frames_q, stop, lambda stats: bus.publish_stats("detector", stats.to_json_dict()))
     bus.close()

@@ -62,3 +62,43 @@ def test_batch_closes_when_full_or_after_max_wait() -> None:
 
 def test_idle_returns_empty() -> None:
     assert CameraQueues(4).take_batch(4, 2, 0.01, idle_timeout_s=0.05) == []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 50.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_frame_that_waited_too_long_gives_way_to_a_newer_one() -> None:
+    clock = Clock()
+    queues = CameraQueues(per_camera_capacity=2, max_age_s=0.25, clock=clock)
+    queues.put(_ref("a", 0))
+    queues.put(_ref("b", 0))
+    clock.now += 0.1
+    queues.put(_ref("a", 1))  # a/0 is 0.1 s old: young enough, both are kept
+    batch = queues.take_batch(max_batch=8, per_camera=2, max_wait_s=0.0, idle_timeout_s=0.1)
+    assert [(r.camera_id, r.seq) for r in batch] == [("a", 0), ("a", 1), ("b", 0)]
+    assert queues.dropped == {}
+
+    queues.put(_ref("a", 2))
+    queues.put(_ref("b", 1))
+    clock.now += 0.3
+    queues.put(_ref("a", 3))
+    # a/2 waited 0.3 s with a/3 behind it: dropped and counted. b/1 is as old
+    # but the newest of its camera, so it is still detected.
+    batch = queues.take_batch(max_batch=8, per_camera=2, max_wait_s=0.0, idle_timeout_s=0.1)
+    assert [(r.camera_id, r.seq) for r in batch] == [("a", 3), ("b", 1)]
+    assert queues.dropped == {"a": 1}
+
+
+def test_without_an_age_limit_old_frames_wait_their_turn() -> None:
+    clock = Clock()
+    queues = CameraQueues(per_camera_capacity=2, clock=clock)
+    queues.put(_ref("a", 0))
+    clock.now += 5.0
+    queues.put(_ref("a", 1))
+    batch = queues.take_batch(max_batch=8, per_camera=2, max_wait_s=0.0, idle_timeout_s=0.1)
+    assert [r.seq for r in batch] == [0, 1]

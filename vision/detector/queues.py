@@ -2,6 +2,10 @@
 
 - Each camera has its own bounded queue; when it is full the **oldest** frame
   of that camera is dropped and counted (the newest is the one worth detecting).
+- With ``max_age_s``, a frame that has waited longer than that is dropped when
+  a newer frame of its camera waits behind it: a queue deep enough to carry a
+  camera through one slow batch, without serving stale frames once the detector
+  falls behind for good.
 - A batch takes at most ``per_camera`` frames from one camera and starts each
   round after the camera served last, so a busy camera cannot starve a quiet one.
 - A batch closes at ``max_batch`` frames or ``max_wait_s`` after its first frame.
@@ -12,14 +16,24 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 
 from core.types import FrameRef
 
 
 class CameraQueues:
-    def __init__(self, per_camera_capacity: int) -> None:
+    def __init__(
+        self,
+        per_camera_capacity: int,
+        max_age_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._capacity = per_camera_capacity
-        self._queues: OrderedDict[str, deque[FrameRef]] = OrderedDict()
+        self._max_age_s = max_age_s
+        self._clock = clock
+        # (frame, when it was queued): age counts from here, not from capture, so a
+        # camera's clock skew cannot make all its frames look stale.
+        self._queues: OrderedDict[str, deque[tuple[FrameRef, float]]] = OrderedDict()
         self._cond = threading.Condition()
         self._size = 0
         self.dropped: dict[str, int] = {}
@@ -30,12 +44,23 @@ class CameraQueues:
             if q is None:
                 q = self._queues[ref.camera_id] = deque()
             if len(q) >= self._capacity:
-                q.popleft()
-                self._size -= 1
-                self.dropped[ref.camera_id] = self.dropped.get(ref.camera_id, 0) + 1
-            q.append(ref)
+                self._drop_oldest(ref.camera_id, q)
+            q.append((ref, self._clock()))
             self._size += 1
             self._cond.notify()
+
+    def _drop_oldest(self, camera_id: str, q: deque[tuple[FrameRef, float]]) -> None:
+        q.popleft()
+        self._size -= 1
+        self.dropped[camera_id] = self.dropped.get(camera_id, 0) + 1
+
+    def _drop_aged(self) -> None:
+        if self._max_age_s is None:
+            return
+        oldest_kept = self._clock() - self._max_age_s
+        for camera_id, q in self._queues.items():
+            while len(q) > 1 and q[0][1] < oldest_kept:
+                self._drop_oldest(camera_id, q)
 
     def __len__(self) -> int:
         return self._size
@@ -52,6 +77,7 @@ class CameraQueues:
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
+            self._drop_aged()
             return self._take(max_batch, per_camera)
 
     def _fillable(self, per_camera: int) -> int:
@@ -66,7 +92,7 @@ class CameraQueues:
             if not q:
                 continue
             for _ in range(min(per_camera, len(q), max_batch - len(batch))):
-                batch.append(q.popleft())
+                batch.append(q.popleft()[0])
             served.append(camera_id)
         for camera_id in served:  # served cameras go to the back of the line
             self._queues.move_to_end(camera_id)

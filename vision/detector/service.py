@@ -42,16 +42,19 @@ class DetectorService:
         frames: FrameReader,
         sink: ResultSink,
         max_wait_ms: float,
-        per_camera_queue: int = 1,
+        per_camera_queue: int = 2,
         per_camera_batch: int = 2,
         mosaic: MosaicMode = "off",
+        max_frame_age_ms: float | None = 250.0,
     ) -> None:
         self._detector = detector
         self._frames = frames
         self._sink = sink
         self._max_wait_s = max_wait_ms / 1000.0
         self._per_camera_batch = per_camera_batch
-        self.queues = CameraQueues(per_camera_queue)
+        self.queues = CameraQueues(
+            per_camera_queue, None if max_frame_age_ms is None else max_frame_age_ms / 1000.0
+        )
         self.planner = MosaicPlanner(mosaic, detector.frames_per_mosaic, detector.backend.max_batch)
         self.stats = DetectorStats(max_batch=detector.max_batch)
 
