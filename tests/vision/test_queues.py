@@ -20,11 +20,12 @@ def test_full_camera_queue_drops_its_oldest_frame() -> None:
     queues.put(_ref("quiet", 0))
     assert queues.dropped == {"busy": 2}
     batch = queues.take_batch(max_batch=8, per_camera=8, max_wait_s=0.0, idle_timeout_s=0.1)
+    # One frame of each camera per round, each camera's frames in order.
     assert [(r.camera_id, r.seq) for r in batch] == [
         ("busy", 2),
+        ("quiet", 0),
         ("busy", 3),
         ("busy", 4),
-        ("quiet", 0),
     ]
 
 
@@ -35,10 +36,23 @@ def test_no_camera_starves_and_each_is_capped_per_batch() -> None:
     for cam in ("a", "b", "c"):
         queues.put(_ref(cam, 0))
     first = queues.take_batch(max_batch=4, per_camera=2, max_wait_s=0.0, idle_timeout_s=0.1)
-    assert [r.camera_id for r in first] == ["busy", "busy", "a", "b"]
+    # Every camera gets its first frame in before any camera gets a second.
+    assert [r.camera_id for r in first] == ["busy", "a", "b", "c"]
     second = queues.take_batch(max_batch=4, per_camera=2, max_wait_s=0.0, idle_timeout_s=0.1)
-    # "c" waited: it is served before "busy" comes round again.
-    assert second[0].camera_id == "c"
+    # Only "busy" is left: capped at two of its 15 frames though the batch has room.
+    assert [r.camera_id for r in second] == ["busy", "busy"]
+
+
+def test_a_full_batch_shares_its_slots_one_frame_per_camera_first() -> None:
+    queues = CameraQueues(per_camera_capacity=2)
+    for cam in ("a", "b", "c", "d", "e", "f"):
+        queues.put(_ref(cam, 0))
+        queues.put(_ref(cam, 1))
+    batch = queues.take_batch(max_batch=4, per_camera=2, max_wait_s=0.0, idle_timeout_s=0.1)
+    assert [r.camera_id for r in batch] == ["a", "b", "c", "d"]
+    batch = queues.take_batch(max_batch=4, per_camera=2, max_wait_s=0.0, idle_timeout_s=0.1)
+    # e and f have waited longest: they come first, then a and b's second frames.
+    assert [(r.camera_id, r.seq) for r in batch] == [("e", 0), ("f", 0), ("a", 1), ("b", 1)]
 
 
 def test_batch_closes_when_full_or_after_max_wait() -> None:
@@ -80,7 +94,7 @@ def test_a_frame_that_waited_too_long_gives_way_to_a_newer_one() -> None:
     clock.now += 0.1
     queues.put(_ref("a", 1))  # a/0 is 0.1 s old: young enough, both are kept
     batch = queues.take_batch(max_batch=8, per_camera=2, max_wait_s=0.0, idle_timeout_s=0.1)
-    assert [(r.camera_id, r.seq) for r in batch] == [("a", 0), ("a", 1), ("b", 0)]
+    assert [(r.camera_id, r.seq) for r in batch] == [("a", 0), ("b", 0), ("a", 1)]
     assert queues.dropped == {}
 
     queues.put(_ref("a", 2))

@@ -6,8 +6,9 @@
   a newer frame of its camera waits behind it: a queue deep enough to carry a
   camera through one slow batch, without serving stale frames once the detector
   falls behind for good.
-- A batch takes at most ``per_camera`` frames from one camera and starts each
-  round after the camera served last, so a busy camera cannot starve a quiet one.
+- A batch takes at most ``per_camera`` frames from one camera, one camera's frame
+  per round, and starts after the camera served last, so a busy camera cannot
+  starve a quiet one.
 - A batch closes at ``max_batch`` frames or ``max_wait_s`` after its first frame.
 """
 
@@ -84,16 +85,22 @@ class CameraQueues:
         return sum(min(len(q), per_camera) for q in self._queues.values())
 
     def _take(self, max_batch: int, per_camera: int) -> list[FrameRef]:
+        # In rounds: every waiting camera gives one frame before any gives a
+        # second. Taking a camera's frames together let cameras that happened to
+        # hold two frames take two slots of a full batch while others waited: at
+        # 29 cameras that spread detect rates over 4.2–6.0 fps around a 5.2 mean.
         batch: list[FrameRef] = []
-        served: list[str] = []
-        for camera_id, q in list(self._queues.items()):
-            if len(batch) >= max_batch:
+        served: dict[str, None] = {}  # insertion-ordered set
+        for _ in range(per_camera):
+            before = len(batch)
+            for camera_id, q in list(self._queues.items()):
+                if len(batch) >= max_batch:
+                    break
+                if q:
+                    batch.append(q.popleft()[0])
+                    served[camera_id] = None
+            if len(batch) == before or len(batch) >= max_batch:
                 break
-            if not q:
-                continue
-            for _ in range(min(per_camera, len(q), max_batch - len(batch))):
-                batch.append(q.popleft()[0])
-            served.append(camera_id)
         for camera_id in served:  # served cameras go to the back of the line
             self._queues.move_to_end(camera_id)
         self._size -= len(batch)
