@@ -98,9 +98,10 @@ class OpenVinoBackend:
             shape = compiled.output(0).get_shape()
             self._outputs = np.empty((max_batch, shape[1], shape[2]), np.float32)
             # A batch of a static model runs as parallel requests on a second
-            # compilation with one stream per core: 17 ms per image against 20 with
-            # one two-thread request, measured on this 2-core box. A lone image
-            # keeps the latency compilation (both cores on one image).
+            # compilation with one stream per core: 62-64 img/s at batch 4 against
+            # 44 with one two-thread request in turn (interleaved rounds on this
+            # 2-core box, docs/performance.md). A lone image keeps the latency
+            # compilation (both cores on one image).
             # ``model`` already carries the preprocessing (PrePostProcessor edits it).
             throughput = core.compile_model(model, ov_device, {"PERFORMANCE_HINT": "THROUGHPUT"})
             jobs = int(throughput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
