@@ -87,6 +87,19 @@ def test_off_and_always_and_a_one_cell_grid() -> None:
     assert MosaicPlanner("always", frames_per_mosaic=1, max_inputs=4).mode == "off"
 
 
+def test_a_one_cell_grid_under_overload_stays_full_size() -> None:
+    # A 1 × 1 grid turns mosaics off; overload must not reach the T − 1 = 0 in the
+    # fraction (it once raised ZeroDivisionError in the detector's receiver thread).
+    clock = Clock()
+    planner = MosaicPlanner("auto", frames_per_mosaic=1, max_inputs=4, clock=clock)
+    planner.batch_done(inputs=1, seconds=0.02)
+    planner.arrived(0)
+    clock.now += 1.0
+    planner.arrived(290)
+    assert planner.full_fraction == 1.0
+    assert planner.batch_limit() == 4 and planner.full_frames(4) == 4
+
+
 def _clip_frames(path: Path, count: int) -> list[npt.NDArray[np.uint8]]:
     out: list[npt.NDArray[np.uint8]] = []
     with av.open(str(path)) as container:

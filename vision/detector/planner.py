@@ -60,6 +60,8 @@ class MosaicPlanner:
             self.seconds_per_input += COST_SMOOTHING * (cost - self.seconds_per_input)
 
     def _update_fraction(self) -> None:
+        if self.mode == "off":
+            return  # full size always; also a 1 × 1 grid, where T − 1 = 0
         busy = self.arrivals_per_s * self.seconds_per_input / HEADROOM
         tiles = self.frames_per_mosaic
         if busy <= 1.0:
