@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
 
+from tests.vision.clips import clip_frames
 from vision.detector.backend import DetectorError, create_backend
 from vision.detector.detector import Detector
 from vision.labels import COCO_TO_DOMAIN
@@ -37,19 +37,8 @@ def test_bus_jpg_has_four_people_and_one_bus(model_dir: Path, bus_jpg: Path) -> 
     assert bus[2] - bus[0] > 0.8 * w  # the bus spans the width of the picture
 
 
-def _frames(path: Path, count: int, step: int) -> list[np.ndarray]:
-    out: list[np.ndarray] = []
-    with av.open(str(path)) as container:
-        for index, frame in enumerate(container.decode(video=0)):
-            if index % step == 0:
-                out.append(frame.to_ndarray(format="bgr24"))
-            if len(out) == count:
-                break
-    return out
-
-
 def test_batched_results_equal_single_image_results(model_dir: Path, video) -> None:  # type: ignore[no-untyped-def]
-    frames = _frames(video("intersection_cctv_day.mp4"), count=6, step=45)
+    frames = clip_frames(video("intersection_cctv_day.mp4"), count=6, step=45)
     single = _detector(model_dir, max_batch=1)
     batched = _detector(model_dir, max_batch=4)
     one_by_one = [single.detect([f])[0] for f in frames]

@@ -8,26 +8,15 @@ import threading
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 
 from core.frames import FrameReader, FrameRing
 from core.types import FrameRef
+from tests.vision.clips import clip_frames
 from vision.detections import Detections
 from vision.detector.backend import create_backend
 from vision.detector.detector import Detector
 from vision.detector.service import DetectorService
-
-
-def _frames(path: Path, count: int) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        out = []
-        for i, frame in enumerate(container.decode(video=0)):
-            if i % 10 == 0:
-                out.append(frame.to_ndarray(format="bgr24"))
-            if len(out) == count:
-                return out
-    return out
 
 
 def test_service_detects_every_camera_and_counts(model_dir: Path, video) -> None:  # type: ignore[no-untyped-def]
@@ -44,7 +33,7 @@ def test_service_detects_every_camera_and_counts(model_dir: Path, video) -> None
     rings = {}
     try:
         for cam, clip in clips.items():
-            frames = _frames(video(clip), 3)
+            frames = clip_frames(video(clip), 3, step=10)
             h, w = frames[0].shape[:2]
             rings[cam] = ring = FrameRing(cam, h, w, slots=4)
             for i, frame in enumerate(frames):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 import numpy.typing as npt
 import pytest
 from pydantic import ValidationError
 
 from core.config import DetectorConfig
+from tests.vision.clips import clip_frames
 from vision.detections import Detections
 from vision.detector.backend import create_backend
 from vision.detector.detector import Detector
@@ -28,19 +28,8 @@ CLIPS = (
 )
 
 
-def _frames(path: Path, *indices: int) -> list[npt.NDArray[np.uint8]]:
-    out: list[npt.NDArray[np.uint8]] = []
-    with av.open(str(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i in indices:
-                out.append(np.asarray(frame.to_ndarray(format="bgr24"), np.uint8))
-            if len(out) == len(indices):
-                return out
-    raise AssertionError(f"{path} has fewer than {max(indices) + 1} frames")
-
-
 def _frame(path: Path, index: int) -> npt.NDArray[np.uint8]:
-    return _frames(path, index)[0]
+    return clip_frames(path, 1, start=index)[0]
 
 
 def _detector(model_dir: Path, grid: tuple[int, int], max_batch: int = 1) -> Detector:
@@ -94,7 +83,8 @@ def test_a_point_maps_back_to_its_own_frame() -> None:
 
 def test_mosaic_keeps_most_of_what_full_size_finds(model_dir: Path, video) -> None:  # type: ignore[no-untyped-def]
     # Two moments of each clip, interleaved so each input holds six cameras.
-    frames = [f for moment in (0, 1) for f in (_frames(video(n), 40, 160)[moment] for n in CLIPS)]
+    moments = [clip_frames(video(name), 2, step=120, start=40) for name in CLIPS]
+    frames = [pair[moment] for moment in (0, 1) for pair in moments]
     full = _detector(model_dir, (1, 1))
     mosaic = _detector(model_dir, (3, 2))
     reference = [full.detect([f])[0] for f in frames]

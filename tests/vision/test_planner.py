@@ -9,12 +9,12 @@ import threading
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import numpy.typing as npt
 
 from core.frames import FrameReader, FrameRing
 from core.types import FrameRef
+from tests.vision.clips import ManualClock, clip_frames
 from vision.detections import Detections
 from vision.detector.backend import create_backend
 from vision.detector.detector import Detector
@@ -22,16 +22,8 @@ from vision.detector.planner import HEADROOM, MosaicPlanner
 from vision.detector.service import DetectorService
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _loaded(mode: str, frames_per_s: float, seconds_per_input: float) -> MosaicPlanner:
-    clock = Clock()
+    clock = ManualClock()
     planner = MosaicPlanner(mode, frames_per_mosaic=6, max_inputs=4, clock=clock)  # type: ignore[arg-type]
     planner.batch_done(inputs=2, seconds=2 * seconds_per_input)
     planner.arrived(0)
@@ -67,7 +59,7 @@ def test_heavy_overload_packs_everything() -> None:
 
 
 def test_the_fraction_recovers_when_load_falls() -> None:
-    clock = Clock()
+    clock = ManualClock()
     planner = MosaicPlanner("auto", 6, 4, clock=clock)
     planner.batch_done(1, 0.016)
     planner.arrived(0)
@@ -90,7 +82,7 @@ def test_off_and_always_and_a_one_cell_grid() -> None:
 def test_a_one_cell_grid_under_overload_stays_full_size() -> None:
     # A 1 × 1 grid turns mosaics off; overload must not reach the T − 1 = 0 in the
     # fraction (it once raised ZeroDivisionError in the detector's receiver thread).
-    clock = Clock()
+    clock = ManualClock()
     planner = MosaicPlanner("auto", frames_per_mosaic=1, max_inputs=4, clock=clock)
     planner.batch_done(inputs=1, seconds=0.02)
     planner.arrived(0)
@@ -98,17 +90,6 @@ def test_a_one_cell_grid_under_overload_stays_full_size() -> None:
     planner.arrived(290)
     assert planner.full_fraction == 1.0
     assert planner.batch_limit() == 4 and planner.full_frames(4) == 4
-
-
-def _clip_frames(path: Path, count: int) -> list[npt.NDArray[np.uint8]]:
-    out: list[npt.NDArray[np.uint8]] = []
-    with av.open(str(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i % 15 == 0:
-                out.append(np.asarray(frame.to_ndarray(format="bgr24"), np.uint8))
-            if len(out) == count:
-                break
-    return out
 
 
 def _run_load(
@@ -143,7 +124,7 @@ def _run_load(
 
 
 def test_the_service_packs_under_overload_and_not_under_light_load(model_dir: Path, video) -> None:  # type: ignore[no-untyped-def]
-    frames = _clip_frames(video("intersection_cctv_day.mp4"), 6)
+    frames = clip_frames(video("intersection_cctv_day.mp4"), 6, step=15)
     # 16 cameras at 15 fps: 240 frames/s, about four times what this box's model
     # does at full size.
     busy, busy_results = _run_load(model_dir, frames, cameras=16, fps=15, seconds=4.0)

@@ -6,6 +6,7 @@ import threading
 import time
 
 from core.types import FrameRef
+from tests.vision.clips import ManualClock
 from vision.detector.queues import CameraQueues
 
 
@@ -78,16 +79,8 @@ def test_idle_returns_empty() -> None:
     assert CameraQueues(4).take_batch(4, 2, 0.01, idle_timeout_s=0.05) == []
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_frame_that_waited_too_long_gives_way_to_a_newer_one() -> None:
-    clock = Clock()
+    clock = ManualClock(50.0)
     queues = CameraQueues(per_camera_capacity=2, max_age_s=0.25, clock=clock)
     queues.put(_ref("a", 0))
     queues.put(_ref("b", 0))
@@ -109,7 +102,7 @@ def test_a_frame_that_waited_too_long_gives_way_to_a_newer_one() -> None:
 
 
 def test_without_an_age_limit_old_frames_wait_their_turn() -> None:
-    clock = Clock()
+    clock = ManualClock(50.0)
     queues = CameraQueues(per_camera_capacity=2, clock=clock)
     queues.put(_ref("a", 0))
     clock.now += 5.0
