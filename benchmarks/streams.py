@@ -126,19 +126,20 @@ def write_config(tmp: Path, urls: list[str], args: argparse.Namespace, port: int
         camera_yaml(i, url, CLIPS[i % len(CLIPS)], args.detect_fps) for i, url in enumerate(urls)
     )
     hw = f"[{args.input_hw[0]}, {args.input_hw[1]}]"
-    wait = "" if args.max_wait_ms is None else f", max_wait_ms: {args.max_wait_ms}"
+    # The detector settings under A/B; unset ones keep the config's defaults.
+    extra = "" if args.max_wait_ms is None else f", max_wait_ms: {args.max_wait_ms}"
     if args.per_camera_queue is not None:
-        wait += f", per_camera_queue: {args.per_camera_queue}"
+        extra += f", per_camera_queue: {args.per_camera_queue}"
     if args.max_frame_age_ms is not None:
-        wait += f", max_frame_age_ms: {args.max_frame_age_ms}"
-    wait += f", mosaic: {args.mosaic}, tile_grid: [{args.tile_grid[0]}, {args.tile_grid[1]}]"
+        extra += f", max_frame_age_ms: {args.max_frame_age_ms}"
+    extra += f", mosaic: {args.mosaic}, tile_grid: [{args.tile_grid[0]}, {args.tile_grid[1]}]"
     config = tmp / "streams.yaml"
     config.write_text(
         f"""
 cameras:
 {cameras}
 detector: {{backend: {args.backend}, model: {args.model}, device: "{args.device}",
-            input_hw: {hw}, max_batch: {args.max_batch}{wait}}}
+            input_hw: {hw}, max_batch: {args.max_batch}{extra}}}
 storage: {{data_dir: {tmp / "data"}}}
 server: {{port: {port}}}
 """

@@ -214,10 +214,10 @@ class DetectorConfig(StrictModel):
         "camera waits too; null: no age limit",
     )
     per_camera_batch: int = Field(2, ge=1, le=64, description="frames of one camera per batch")
-    # Measured 2026-12-06 (docs/performance.md, "Mosaic"): a 3 × 2 mosaic detects
-    # six frames per inference and keeps ≈ 78 % of the confident (≥ 0.5) boxes
-    # taller than 32 px that full size finds; 29 cameras got 137 frames/s
-    # detected instead of 32. "auto" packs only what full size cannot keep up with.
+    # Measured 2026-12-06 (docs/performance.md, "Parallel requests, mosaics…"):
+    # a 3 × 2 mosaic detects six frames per inference and keeps ≈ 78 % of the
+    # confident (≥ 0.5) boxes taller than 32 px that full size finds; 29 cameras
+    # got 137 frames/s detected instead of 32. "auto" packs only what full size cannot keep up with.
     mosaic: Literal["off", "auto", "always"] = Field(
         "auto",
         description="pack several cameras' frames into one network input at reduced size: "
@@ -232,10 +232,11 @@ class DetectorConfig(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _wait_for_device(cls, data: Any) -> Any:
-        # On the CPU a fuller batch is not faster per image (the ledger: batch 1
-        # 49.9 img/s, batch 4 38.1), so waiting for one only costs: measured at 8
-        # cameras, 0 ms gave 11–20 % more detections than 5 ms. A GPU gains from
-        # fuller batches and keeps the wait.
+        # On the CPU a batch fills by itself under load (frames queue while the
+        # model runs), and under light load waiting only adds latency: measured at
+        # 8 cameras, 0 ms gave 11–20 % more detections than 5 ms (2026-12-06, when
+        # batches still ran image after image; not re-measured since they run on
+        # parallel requests). A GPU gains from fuller batches and keeps the wait.
         if isinstance(data, dict) and "max_wait_ms" not in data:
             device = str(data.get("device", "cpu"))
             return {**data, "max_wait_ms": 0.0 if device == "cpu" else 5.0}

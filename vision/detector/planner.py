@@ -67,7 +67,7 @@ class MosaicPlanner:
         if busy <= 1.0:
             self.full_fraction = 1.0
         else:
-            self.full_fraction = min(1.0, max(0.0, (tiles / busy - 1.0) / (tiles - 1)))
+            self.full_fraction = max(0.0, (tiles / busy - 1.0) / (tiles - 1))  # < 1 here
 
     def batch_limit(self) -> int:
         """How many frames the next batch may take."""
